@@ -1,0 +1,57 @@
+"""Embedded data sets and small reference models: real data, no downloads.
+
+Data: :func:`digits`, :func:`faces`, :func:`photograph`. Models, trained in-process on first
+use, deterministic by seed and cached on disk (see :func:`cache_dir`):
+:func:`digits_classifier`, :func:`faces_classifier`, :func:`digits_gan`.
+
+Examples
+--------
+>>> from captum_latent import zoo
+>>> ds = zoo.digits()
+>>> model = zoo.digits_classifier()
+>>> model(ds.test.images[:4]).shape
+torch.Size([4, 10])
+"""
+
+from __future__ import annotations
+
+from captum_latent.zoo._cache import CACHE_ENV_VAR, cache_dir
+from captum_latent.zoo._loaders import (
+    GANPair,
+    digits_classifier,
+    digits_gan,
+    faces_classifier,
+    generator_quality,
+)
+from captum_latent.zoo.datasets import (
+    PHOTOGRAPHS,
+    ImageDataset,
+    ImageSplit,
+    digits,
+    faces,
+    photograph,
+)
+from captum_latent.zoo.models import DCGANDiscriminator, DCGANGenerator, SmallCNN
+from captum_latent.zoo.training import ClassifierConfig, GANConfig, accuracy
+
+__all__ = [
+    "CACHE_ENV_VAR",
+    "PHOTOGRAPHS",
+    "ClassifierConfig",
+    "DCGANDiscriminator",
+    "DCGANGenerator",
+    "GANConfig",
+    "GANPair",
+    "ImageDataset",
+    "ImageSplit",
+    "SmallCNN",
+    "accuracy",
+    "cache_dir",
+    "digits",
+    "digits_classifier",
+    "digits_gan",
+    "faces",
+    "faces_classifier",
+    "generator_quality",
+    "photograph",
+]

@@ -15,13 +15,16 @@ import tempfile
 import pytest
 import torch
 
-_CACHE = tempfile.mkdtemp(prefix="captum_latent_test_cache_")
+# Developers may keep a warm cache between runs with CAPTUM_LATENT_TEST_CACHE=DIR (never in CI).
+_KEEP = os.environ.get("CAPTUM_LATENT_TEST_CACHE")
+_CACHE = _KEEP or tempfile.mkdtemp(prefix="captum_latent_test_cache_")
 os.environ["CAPTUM_LATENT_CACHE"] = _CACHE  # before any test imports the zoo
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    shutil.rmtree(_CACHE, ignore_errors=True)
+    if not _KEEP:
+        shutil.rmtree(_CACHE, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,0 +1,287 @@
+"""Alibi ``AnchorImageSampler`` subclasses whose perturbations are GAN in-paintings.
+
+The anchor search asks a sampler for ``num_samples`` perturbations of the image in which the
+superpixels of a candidate anchor (and a random subset of the others, as in Alibi) are kept.
+Alibi replaces the other superpixels by their mean colour or by a background image; these
+samplers in-paint them with a GAN instead (GANchors Eq. 8), so the classifier is queried on
+realistic images. Requests are served from per-anchor pools filled by large batched searches on
+the latent-search core; coverage requests (``compute_labels=False``) only draw masks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from alibi.explainers.anchors.anchor_image import AnchorImageSampler
+from torch import nn
+
+from alibi_ext._inpainting import GANInpainter
+
+__all__ = ["DEFAULT_XI", "DiverseEncoderSampler", "GANInpaintingSampler"]
+
+#: Default maximum masked MSE for images in [0, 1]; chosen from the sweep in
+#: ``benchmarks/anchors.py --xi-sweep`` (see docs/benchmarks.md).
+DEFAULT_XI = 0.01
+
+
+@dataclass
+class _Pool:
+    images: list[np.ndarray] = field(default_factory=list)  # (n, H, W, C) chunks
+    masks: list[np.ndarray] = field(default_factory=list)  # (n, K) chunks
+    size: int = 0
+
+    def push(self, images: np.ndarray, masks: np.ndarray) -> None:
+        if len(images):
+            self.images.append(images)
+            self.masks.append(masks)
+            self.size += len(images)
+
+    def pop(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        images, masks = np.concatenate(self.images), np.concatenate(self.masks)
+        self.images, self.masks = [images[n:]], [masks[n:]]
+        self.size -= n
+        return images[:n], masks[:n]
+
+
+class GANInpaintingSampler(AnchorImageSampler):
+    """Anchor sampler with GAN in-painting: kept superpixels from the image, the rest from
+    ``(1 - A) G(z) + A x`` with ``||A x - A G(z)||^2 / |A| <= xi'``, ``xi' <= xi`` (Alg. 2).
+
+    Usable on its own (``sampler((0, anchor), n)``) or through
+    :class:`alibi_ext.GANAnchorImage`.
+
+    Parameters
+    ----------
+    predictor : callable
+        Channel-last numpy batch to predicted labels (Alibi's convention).
+    segmentation_fn : callable
+        Image to ``(H, W)`` integer superpixel labels ``0..K-1``.
+    custom_segmentation : bool
+        Whether ``segmentation_fn`` is user-supplied (Alibi's flag; grey images are repeated to
+        three channels before a built-in segmentation).
+    image : np.ndarray
+        ``(H, W, C)`` image to explain, in the generator's output range.
+    generator : nn.Module
+        ``(B, d)`` codes to ``(B, C, H, W)`` images.
+    xi : float, default :data:`DEFAULT_XI`
+        Maximum masked MSE of an in-painting.
+    p_sample : float, default 0.5
+        Probability that a superpixel outside the anchor is in-painted (else kept).
+    n_covered_ex : int, default 10
+        Examples kept per anchor for the explanation (Alibi's parameter).
+    pool_size : int, default 800
+        Largest number of in-paintings made for one anchor in one batched search. An anchor's
+        first request makes just what it needs; each further refill doubles, up to this.
+    batchnorm : {"eval", "batch", "as_is"}, default "eval"
+        Batch-norm mode of the core.
+    max_iterations : int, default 400
+        Gradient steps per code before it is dropped.
+    device : str or torch.device, default "cpu"
+    seed : int, optional
+        Seed of masks, thresholds and codes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from captum_latent import zoo
+    >>> from alibi_ext import GANInpaintingSampler, QuickshiftSegmentation
+    >>> gan, clf = zoo.digits_gan(progress=False), zoo.digits_classifier(progress=False)
+    >>> def predict(x):
+    ...     with torch.no_grad():
+    ...         return clf(torch.as_tensor(x).permute(0, 3, 1, 2)).argmax(1).numpy()
+    >>> image = zoo.digits().test.images[0].permute(1, 2, 0).numpy()
+    >>> sampler = GANInpaintingSampler(predict, QuickshiftSegmentation(15), True, image,
+    ...                                gan.generator, pool_size=64, seed=0)
+    >>> covered_true, covered_false, labels, masks, _, _ = sampler((0, (3, 4)), 32)
+    >>> masks.shape, bool(masks[:, [3, 4]].all())
+    ((32, 15), True)
+    """
+
+    def __init__(
+        self,
+        predictor: Callable[[np.ndarray], np.ndarray],
+        segmentation_fn: Callable[[np.ndarray], np.ndarray],
+        custom_segmentation: bool,
+        image: np.ndarray,
+        generator: nn.Module,
+        *,
+        xi: float = DEFAULT_XI,
+        p_sample: float = 0.5,
+        n_covered_ex: int = 10,
+        pool_size: int = 800,
+        batchnorm: str = "eval",
+        max_iterations: int = 400,
+        device: torch.device | str = "cpu",
+        seed: int | None = None,
+    ) -> None:
+        if not isinstance(image, np.ndarray) or image.ndim != 3:
+            raise ValueError(
+                f"image must be a channel-last (H, W, C) numpy array, got "
+                f"{type(image).__name__} of shape {getattr(image, 'shape', None)}"
+            )
+        if not np.isfinite(image).all():
+            raise ValueError("image contains NaN or Inf")
+        if not 0.0 <= p_sample <= 1.0:
+            raise ValueError(f"p_sample must be in [0, 1], got {p_sample!r}")
+        if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
+            raise ValueError(f"pool_size must be a positive int, got {pool_size!r}")
+        self.inpainter = GANInpainter(generator, xi=xi, batchnorm=batchnorm,
+                                      max_iterations=max_iterations, device=device)
+        c, h, w = self.inpainter.image_shape
+        if image.shape != (h, w, c):
+            raise ValueError(
+                f"image has shape {image.shape} but the generator makes (H, W, C) = {(h, w, c)} "
+                "images (Alibi images are channel-last)"
+            )
+        super().__init__(predictor, segmentation_fn, custom_segmentation, image,
+                         images_background=None, p_sample=p_sample, n_covered_ex=n_covered_ex)
+        self.xi = float(xi)
+        self.pool_size = pool_size
+        self._rng = np.random.default_rng(seed)
+        self._torch_gen = torch.Generator(self.inpainter.search.device).manual_seed(
+            int(self._rng.integers(2**62))
+        )
+        self._image_t = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)),
+                                        dtype=torch.float32)
+        self._segments_t = torch.as_tensor(self.segments, dtype=torch.long)
+        self._pools: dict[tuple[int, ...], _Pool] = {}
+        self._refills: dict[tuple[int, ...], int] = {}
+        #: statistics: batched searches run, in-paintings made, dropped, samples served
+        self.stats = {"searches": 0, "generated": 0, "dropped": 0, "served": 0}
+        #: the first in-paintings served for each anchor: anchor -> (images, masks)
+        self.examples: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
+
+    # -- masks (never touch the generator) -------------------------------------------------
+    def _choose_superpixels(self, num_samples: int, p_sample: float = 0.5) -> np.ndarray:
+        """``(num_samples, K)`` binary rows, 1 = superpixel kept (seeded, no global state)."""
+        n_features = len(self.segment_labels)
+        return (self._rng.random((num_samples, n_features)) >= p_sample).astype(np.int64)
+
+    # -- images ----------------------------------------------------------------------------
+    def _prior(self, masks: torch.Tensor):  # overridden by DiverseEncoderSampler
+        return None
+
+    def _refill(self, requests: dict[tuple[int, ...], int]) -> None:
+        """One batched search in-painting ``n`` masks for each ``anchor -> n`` of ``requests``."""
+        anchors = list(requests)
+        rows = self._choose_superpixels(sum(requests.values()), p_sample=self.p_sample)
+        owner = np.repeat(np.arange(len(anchors)), [requests[a] for a in anchors])
+        for i, anchor in enumerate(anchors):
+            rows[np.ix_(owner == i, list(anchor))] = 1
+        rows_t = torch.as_tensor(rows, dtype=torch.bool)
+        pixel_masks = rows_t[:, self._segments_t].unsqueeze(1)  # (n, 1, H, W)
+        device = self.inpainter.search.device
+        result = self.inpainter.inpaint(
+            self._image_t, pixel_masks, prior=self._prior(pixel_masks.to(device)),
+            generator=self._torch_gen,
+        )
+        ok = result.converged.cpu().numpy()
+        images = result.images.permute(0, 2, 3, 1).cpu().numpy().astype(self.image.dtype)
+        self.stats["searches"] += 1
+        self.stats["generated"] += int(ok.sum())
+        self.stats["dropped"] += int((~ok).sum())
+        for i, anchor in enumerate(anchors):
+            mine = (owner == i) & ok
+            self._pools.setdefault(anchor, _Pool()).push(images[mine], rows[mine])
+            self._refills[anchor] = self._refills.get(anchor, 0) + 1
+
+    def _shortfall(self, anchor: tuple[int, ...], num_samples: int) -> int:
+        """How many in-paintings to make for ``anchor`` so that ``num_samples`` can be served:
+        the missing ones, or more for an anchor the search keeps asking about (the pool doubles
+        with each refill, up to ``pool_size``)."""
+        have = self._pools[anchor].size if anchor in self._pools else 0
+        if have >= num_samples:
+            return 0
+        growth = num_samples * 2 ** self._refills.get(anchor, 0)
+        return max(num_samples - have, min(self.pool_size, growth))
+
+    def prefetch(self, anchors: list[tuple], num_samples: int) -> None:
+        """Fill the pools of all ``anchors`` with one batched search (called by
+        :class:`alibi_ext.GANAnchorImage` before each round of the beam search)."""
+        keys = [tuple(sorted(int(a) for a in anchor)) for anchor in anchors]
+        requests = {k: self._shortfall(k, num_samples) for k in dict.fromkeys(keys)}
+        requests = {k: n for k, n in requests.items() if n > 0}
+        if requests:
+            self._refill(requests)
+
+    def perturbation(self, anchor: tuple, num_samples: int) -> tuple[np.ndarray, np.ndarray]:
+        """``num_samples`` in-paintings keeping ``anchor``: ``(n, H, W, C)`` images and
+        ``(n, K)`` kept-superpixel rows."""
+        key = tuple(sorted(int(a) for a in anchor))
+        failures = 0
+        while (missing := self._shortfall(key, num_samples)) > 0:
+            before = self._pools[key].size if key in self._pools else 0
+            self._refill({key: missing})
+            failures = failures + 1 if self._pools[key].size == before else 0
+            if failures >= 3:
+                raise RuntimeError(
+                    f"no in-painting of anchor {key} reached the masked error threshold "
+                    f"xi={self.xi} in 3 batched searches; raise xi or max_iterations"
+                )
+        images, masks = self._pools[key].pop(num_samples)
+        self.stats["served"] += num_samples
+        if key not in self.examples:
+            self.examples[key] = (images[: self.n_covered_ex], masks[: self.n_covered_ex])
+        return images, masks
+
+
+class DiverseEncoderSampler(GANInpaintingSampler):
+    """:class:`GANInpaintingSampler` whose searches start from a diverse encoder's codes plus
+    noise (GANchors §4.2) instead of ``N(0, I)``.
+
+    Parameters
+    ----------
+    encoder : captum_latent.generative.DiverseEncoder
+        Trained on masked images of the generator's domain
+        (:func:`captum_latent.generative.train_diverse_encoder`).
+    noise_std : float, default 0.1
+        Standard deviation of the noise added to the encoder's codes.
+    **others
+        As :class:`GANInpaintingSampler` (keyword-only).
+    """
+
+    def __init__(
+        self,
+        predictor: Callable[[np.ndarray], np.ndarray],
+        segmentation_fn: Callable[[np.ndarray], np.ndarray],
+        custom_segmentation: bool,
+        image: np.ndarray,
+        generator: nn.Module,
+        *,
+        encoder: nn.Module,
+        noise_std: float = 0.1,
+        xi: float = DEFAULT_XI,
+        p_sample: float = 0.5,
+        n_covered_ex: int = 10,
+        pool_size: int = 800,
+        batchnorm: str = "eval",
+        max_iterations: int = 400,
+        device: torch.device | str = "cpu",
+        seed: int | None = None,
+    ) -> None:
+        from captum_latent.generative.diverse_encoder import DiverseEncoder
+
+        if not isinstance(encoder, DiverseEncoder):
+            raise TypeError(f"encoder must be a DiverseEncoder, got {type(encoder).__name__}")
+        if not noise_std >= 0:
+            raise ValueError(f"noise_std must be >= 0, got {noise_std!r}")
+        self.encoder = encoder
+        self.noise_std = float(noise_std)
+        super().__init__(predictor, segmentation_fn, custom_segmentation, image, generator,
+                         xi=xi, p_sample=p_sample, n_covered_ex=n_covered_ex,
+                         pool_size=pool_size, batchnorm=batchnorm,
+                         max_iterations=max_iterations, device=device, seed=seed)
+        if tuple(encoder.image_shape) != self.inpainter.image_shape:
+            raise ValueError(
+                f"encoder.image_shape {tuple(encoder.image_shape)} differs from the generator's "
+                f"{self.inpainter.image_shape}"
+            )
+
+    def _prior(self, masks: torch.Tensor):
+        from captum_latent.generative.diverse_encoder import EncoderInitialiser
+
+        image = self._image_t.to(masks.device)[None].expand(masks.shape[0], -1, -1, -1)
+        return EncoderInitialiser(self.encoder, image, masks.float(), noise_std=self.noise_std)

@@ -1,0 +1,111 @@
+"""GANAnchorImage runs through Alibi's own machinery unchanged."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from alibi.api.interfaces import Explanation
+from alibi.explainers import AnchorImage
+
+from alibi_ext import GANAnchorImage
+
+
+@pytest.fixture(scope="module")
+def predict(digits_classifier):
+    def predict(x):
+        with torch.no_grad():
+            logits = digits_classifier(torch.as_tensor(x).permute(0, 3, 1, 2))
+        return torch.softmax(logits, 1).numpy()
+
+    return predict
+
+
+@pytest.fixture(scope="module")
+def explanation(predict, digits_gan, digits_data):
+    explainer = GANAnchorImage(predict, (28, 28, 1), digits_gan.generator, seed=0)
+    image = digits_data.test.images[0].permute(1, 2, 0).numpy()
+    return explainer, explainer.explain(image, threshold=0.9, max_anchor_size=4)
+
+
+def test_is_an_alibi_anchor_image_with_alibi_keys(explanation):
+    explainer, e = explanation
+    assert isinstance(explainer, AnchorImage) and isinstance(e, Explanation)
+    for key in ("anchor", "segments", "precision", "coverage", "raw", "gan_samples"):
+        assert key in e.data
+    assert e.meta["name"] == "GANAnchorImage"
+    assert e.anchor.shape == (28, 28, 1) and e.segments.shape == (28, 28)
+    assert 0.0 <= float(np.asarray(e.precision).mean()) <= 1.0 and 0.0 <= e.coverage <= 1.0
+    assert len(e.raw["feature"]) <= 4
+
+
+def test_explanation_round_trips_through_json(explanation):
+    _, e = explanation
+    payload = json.loads(e.to_json())
+    assert payload["meta"]["params"]["sampler"] == "gan"
+    assert "gan_samples" in payload["data"]
+    assert Explanation.from_json(e.to_json()).data["precision"] == pytest.approx(e.precision)
+
+
+def test_covered_examples_are_gan_inpaintings_keeping_the_anchor(explanation, digits_data):
+    _, e = explanation
+    image = digits_data.test.images[0].permute(1, 2, 0).numpy()
+    anchor = e.raw["feature"]
+    images = e.data["gan_samples"]["images"]
+    kept = e.data["gan_samples"]["kept_superpixels"]
+    assert len(images) > 0 and kept[:, anchor].all()
+    for img, row in zip(images, kept):
+        mask = row[e.segments].astype(bool)
+        assert np.array_equal(img[mask], image[mask])
+    stats = e.data["sampler_stats"]
+    assert stats["searches"] >= 1 and stats["predictor_images"] >= stats["served"]
+
+
+def test_alibi_sampler_option_matches_alibi(predict, digits_data):
+    image = digits_data.test.images[0].permute(1, 2, 0).numpy()
+    ours = GANAnchorImage(predict, (28, 28, 1), sampler="alibi", seed=0)
+    e = ours.explain(image, threshold=0.9, max_anchor_size=3)
+    assert "gan_samples" not in e.data and e.data["sampler_stats"]["predictor_calls"] >= 1
+
+
+def test_numpy_global_state_untouched(predict, digits_gan):
+    np.random.seed(7)
+    expected = np.random.rand()
+    np.random.seed(7)
+    GANAnchorImage(predict, (28, 28, 1), digits_gan.generator, seed=0)
+    assert np.random.rand() == expected
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "match"),
+    [
+        (lambda img: img.transpose(2, 0, 1), ValueError, "channel-first"),
+        (lambda img: torch.as_tensor(img), TypeError, "channel-last numpy"),
+        (lambda img: np.full_like(img, np.inf), ValueError, "NaN or Inf"),
+        (lambda img: img[:20], ValueError, "shape"),
+    ],
+)
+def test_explain_rejects_bad_images(explanation, digits_data, make, error, match):
+    explainer, _ = explanation
+    image = digits_data.test.images[0].permute(1, 2, 0).numpy()
+    with pytest.raises(error, match=match):
+        explainer.explain(make(image))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (dict(sampler="lime"), ValueError, "sampler must be one of"),
+        (dict(generator=None), TypeError, "generator must be"),
+        (dict(sampler="diverse_encoder"), TypeError, "encoder"),
+        (dict(images_background=np.zeros((2, 28, 28, 1))), ValueError, "images_background"),
+        (dict(image_shape=(28, 28)), ValueError, "image_shape"),
+    ],
+)
+def test_constructor_rejects_bad_arguments(predict, digits_gan, kwargs, error, match):
+    args = dict(predictor=predict, image_shape=(28, 28, 1), generator=digits_gan.generator)
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        GANAnchorImage(**args)

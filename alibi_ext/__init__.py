@@ -5,6 +5,7 @@ Requires the ``alibi`` extra: ``pip install "captum-latent[alibi]"``.
 - :class:`GANAnchorImage` -- ``alibi.explainers.AnchorImage`` with GAN in-painting
   perturbations, and its samplers :class:`GANInpaintingSampler`, :class:`DiverseEncoderSampler`.
 - :class:`QuickshiftSegmentation` -- quickshift tuned to a number of superpixels.
+- :class:`DISC` -- counterfactual explanations by deep model inversion.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ _LAZY_EXPORTS: dict[str, str] = {
     "QuickshiftSegmentation": "alibi_ext.segmentation",
     "quickshift_n_segments": "alibi_ext.segmentation",
     "GANInpainter": "alibi_ext._inpainting",
+    "DISC": "alibi_ext.counterfactual",
 }
 
 __all__ = sorted(_LAZY_EXPORTS)

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from captum_latent.inverse import (
+    PRESETS,
+    MimicGAN,
+    MimicGANConfig,
+    MimicGANDefense,
+    ShallowSurrogate,
+    corruptions,
+)
+
+FAST = MimicGANConfig(lr_surrogate=3e-3, lr_codes=0.05, outer_iterations=4, surrogate_steps=3,
+                      code_steps=15)
+
+
+def _psnr(a, b):
+    return float((10 * torch.log10(1 / ((a - b) ** 2).flatten(1).mean(1))).mean())
+
+
+def test_pgd_recovers_generated_images(digits_gan):
+    with torch.no_grad():
+        target = digits_gan.generator(torch.randn(32, digits_gan.latent_dim,
+                                                  generator=torch.Generator().manual_seed(0)))
+    cfg = MimicGANConfig(lr_codes=0.05, outer_iterations=10, code_steps=30, code_range=None)
+    result = MimicGAN.pgd(digits_gan.generator, config=cfg).recover(target, seed=0)
+    assert _psnr(result.images, target) > 20
+    assert result.history[-1] < result.history[0]
+    with torch.no_grad():
+        assert torch.allclose(digits_gan.generator(result.codes), result.images, atol=1e-5)
+
+
+def test_surrogate_is_fitted_and_codes_are_clipped(digits_gan, digits_data):
+    observed = corruptions.blur_negative(digits_data.test.images[:32])
+    template = ShallowSurrogate((1, 28, 28))
+    before = [p.clone() for p in template.parameters()]
+    model = MimicGAN(digits_gan.generator, surrogate=template, config=FAST)
+    result = model.recover(observed, seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(before, template.parameters()))  # copied
+    assert any(not torch.equal(a, b) for a, b in zip(before, result.surrogate.parameters()))
+    low, high = FAST.code_range
+    assert float(result.codes.min()) >= low and float(result.codes.max()) <= high
+    # the surrogate learned the sign flip: it mimics the negative observations better than G(z)
+    assert (result.mimicked - observed).abs().mean() < (result.images - observed).abs().mean()
+
+
+def test_same_seed_same_recovery(digits_gan, digits_data):
+    observed = corruptions.drop_pixels(digits_data.test.images[:25], seed=0)
+    model = MimicGAN(digits_gan.generator, config=FAST)
+    a, b = model.recover(observed, seed=1), model.recover(observed, seed=1)
+    assert torch.equal(a.images, b.images)
+
+
+def test_cowboy_uses_the_discriminator(digits_gan, digits_data):
+    observed = digits_data.test.images[:25]
+    cfg = MimicGANConfig(lr_codes=0.05, outer_iterations=2, code_steps=10)
+    plain = MimicGAN.pgd(digits_gan.generator, config=cfg).recover(observed, seed=0)
+    cowboy = MimicGAN.cowboy(digits_gan.generator, digits_gan.discriminator, config=cfg,
+                             lambda_adv=0.5).recover(observed, seed=0)
+    assert not torch.equal(plain.codes, cowboy.codes)
+
+
+def test_defense_runs_under_captum_and_alibi(digits_gan, digits_classifier, digits_data):
+    from alibi.explainers import AnchorImage
+    from captum.attr import Saliency
+
+    cfg = MimicGANConfig(lr_surrogate=3e-3, lr_codes=0.05, outer_iterations=2,
+                         surrogate_steps=2, code_steps=5)
+    defended = MimicGANDefense(digits_classifier, MimicGAN(digits_gan.generator, config=cfg))
+    x = corruptions.drop_pixels(digits_data.test.images[:30], seed=0)
+    defended.fit(x)
+    attribution = Saliency(defended).attribute(x[:4], target=digits_data.test.labels[:4])
+    assert attribution.shape == x[:4].shape and float(attribution.abs().sum()) > 0
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return torch.softmax(defended(torch.as_tensor(batch).permute(0, 3, 1, 2)), 1).numpy()
+
+    explainer = AnchorImage(predict, (28, 28, 1), segmentation_fn="slic",
+                            segmentation_kwargs={"n_segments": 6, "start_label": 0})
+    explanation = explainer.explain(x[0].permute(1, 2, 0).numpy(), threshold=0.8,
+                                    max_anchor_size=2, coverage_samples=50, batch_size=20)
+    assert 0 <= float(np.mean(explanation.precision)) <= 1
+
+
+def test_defense_before_fit_on_a_small_batch_warns_and_uses_pgd(digits_gan, digits_classifier,
+                                                                 digits_data):
+    cfg = MimicGANConfig(outer_iterations=1, code_steps=3, surrogate_steps=1)
+    defended = MimicGANDefense(digits_classifier, MimicGAN(digits_gan.generator, config=cfg))
+    with pytest.warns(UserWarning, match="PGD"):
+        out = defended(digits_data.test.images[:2])
+    assert out.shape == (2, 10)
+
+
+@pytest.mark.parametrize(
+    ("observations", "error", "match"),
+    [
+        (torch.rand(30, 28, 28, 1), ValueError, "channel-last"),
+        (torch.full((30, 1, 28, 28), float("nan")), ValueError, "NaN"),
+        (torch.ones(30, 1, 28, 28, dtype=torch.long), TypeError, "floating"),
+        (torch.rand(5, 1, 28, 28), ValueError, "min_observations"),
+        (np.zeros((30, 1, 28, 28)), TypeError, "torch.Tensor"),
+    ],
+)
+def test_recover_rejects_bad_observations(digits_gan, observations, error, match):
+    with pytest.raises(error, match=match):
+        MimicGAN(digits_gan.generator, config=FAST).recover(observations)
+
+
+def test_constructor_checks(digits_gan):
+    with pytest.raises(ValueError, match="discriminator"):
+        MimicGAN(digits_gan.generator, config="negative")  # lambda_adv > 0
+    with pytest.raises(ValueError, match="preset"):
+        MimicGAN(digits_gan.generator, config="nope")
+    with pytest.raises(ValueError, match="surrogate"):
+        MimicGAN(digits_gan.generator, surrogate="deep")
+    with pytest.raises(ValueError, match="code_range"):
+        MimicGANConfig(code_range=(1.0, -1.0))
+    assert set(PRESETS) >= {"gray_blur", "stylize", "negative", "stuck_pixels", "occlusion",
+                            "inpainting"}

@@ -21,6 +21,11 @@ _CACHE = _KEEP or tempfile.mkdtemp(prefix="captum_latent_test_cache_")
 os.environ["CAPTUM_LATENT_CACHE"] = _CACHE  # before any test imports the zoo
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+# One intra-op thread: the models are small, and with torch's default (one thread per core)
+# any concurrent load on a 2-core machine makes OpenMP spin-waits 20-100x slower (measured).
+# CAPTUM_LATENT_TEST_THREADS=N overrides.
+torch.set_num_threads(int(os.environ.get("CAPTUM_LATENT_TEST_THREADS", "1")))
+
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not _KEEP:

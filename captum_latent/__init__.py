@@ -20,6 +20,19 @@ _LAZY_EXPORTS: dict[str, str] = {
     "report": "captum_latent.report",
     "LEG": "captum_latent.attr",
     "LEGTV": "captum_latent.attr",
+    "DISCGenerator": "captum_latent.counterfactual",
+    "core": "captum_latent.core",
+    "LatentSearch": "captum_latent.core",
+    "generative": "captum_latent.generative",
+    "GeneratorReversal": "captum_latent.generative",
+    "pag_score": "captum_latent.generative",
+    "GaussianPrior": "captum_latent.generative",
+    "PGANPrior": "captum_latent.generative",
+    "DiverseEncoder": "captum_latent.generative",
+    "metrics": "captum_latent.metrics",
+    "inverse": "captum_latent.inverse",
+    "MimicGAN": "captum_latent.inverse",
+    "MimicGANDefense": "captum_latent.inverse",
 }
 
 __all__ = ["__version__", *sorted(_LAZY_EXPORTS)]

@@ -2,7 +2,8 @@
 
 Data: :func:`digits`, :func:`faces`, :func:`photograph`. Models, trained in-process on first
 use, deterministic by seed and cached on disk (see :func:`cache_dir`):
-:func:`digits_classifier`, :func:`faces_classifier`, :func:`digits_gan`.
+:func:`digits_classifier`, :func:`faces_classifier`, :func:`digits_gan`, and the DEP-trained
+classifiers of DISC, :func:`dep_digits_classifier`, :func:`dep_faces_classifier`.
 
 Examples
 --------
@@ -18,6 +19,8 @@ from __future__ import annotations
 from captum_latent.zoo._cache import CACHE_ENV_VAR, cache_dir
 from captum_latent.zoo._loaders import (
     GANPair,
+    dep_digits_classifier,
+    dep_faces_classifier,
     digits_classifier,
     digits_gan,
     faces_classifier,
@@ -47,6 +50,8 @@ __all__ = [
     "SmallCNN",
     "accuracy",
     "cache_dir",
+    "dep_digits_classifier",
+    "dep_faces_classifier",
     "digits",
     "digits_classifier",
     "digits_gan",

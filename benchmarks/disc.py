@@ -1,0 +1,156 @@
+"""DISC Table 1 on the zoo: validity, MSE, concentration and classifier discrepancy per method.
+
+Data sets: zoo digits (one class pair, default 3 -> 8) and zoo faces (non-face -> face). The
+classifier is the DEP-trained zoo model of each data set (the same classifier for every
+method, so only the counterfactual generator changes). Queries are training images of the
+source class that the classifier gets right; CD trains F on [X0, X1] (real) and F^c on
+[X0, counterfactuals of X0], and compares their accuracy on the test images of both classes.
+Prints Markdown tables (mean +- std over queries) and a JSON line per run.
+
+    OMP_NUM_THREADS=1 python benchmarks/disc.py                    # both data sets
+    OMP_NUM_THREADS=1 python benchmarks/disc.py --datasets digits --n 16 --steps 100
+    python benchmarks/disc.py --device cuda --timing               # one-query timing too
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import time
+
+
+def _queries(ds, model, source: int, n: int):
+    import torch
+
+    x = ds.train.images[ds.train.labels == source]
+    with torch.no_grad():
+        ok = model(x).argmax(1) == source
+    return x[ok][:n]
+
+
+def run_dataset(name: str, args: argparse.Namespace) -> list[dict]:
+    import torch
+
+    from captum_latent import zoo
+    from captum_latent.counterfactual import dep_digits_classifier, dep_faces_classifier
+    from captum_latent.counterfactual.presets import TABLE1_METHODS, table1_generator
+    from captum_latent.metrics import DiscrepancyTrainer, classifier_discrepancy, concentration, mse
+
+    if name == "digits":
+        ds, model = zoo.digits(), dep_digits_classifier(progress=False)
+        source, target = args.pair
+    else:
+        ds, model = zoo.faces(), dep_faces_classifier(progress=False)
+        source, target = 0, 1
+    model = model.to(args.device)
+    x0 = _queries(ds, model.cpu(), source, args.n)
+    model = model.to(args.device)
+    x1 = ds.train.images[ds.train.labels == target][: len(x0)]
+    test_mask = (ds.test.labels == source) | (ds.test.labels == target)
+    test_x = ds.test.images[test_mask]
+    test_y = (ds.test.labels[test_mask] == target).long()
+    trainer = DiscrepancyTrainer(seed=args.seed, device=args.device)
+    rows = []
+    methods = args.methods or TABLE1_METHODS
+    for method in methods:
+        gen = table1_generator(method, model, steps=args.steps, device=args.device,
+                               inr_variance=args.inr_variance, image_size=x0.shape[-1],
+                               lambda_manifold=args.lambda_manifold)
+        cfs, valid, seconds = [], [], 0.0
+        for start in range(0, len(x0), args.batch):
+            res = gen.generate(x0[start:start + args.batch].to(args.device), target,
+                               seed=args.seed + start)
+            cfs.append(res.counterfactuals.cpu())
+            valid.append(res.valid.cpu())
+            seconds += res.seconds
+        cf = torch.cat(cfs)
+        m = mse(x0, cf)
+        c = concentration(x0, cf)
+        cd = classifier_discrepancy(x0, x1, cf, test_x, test_y, trainer, repeats=args.cd_repeats)
+        row = {
+            "dataset": name, "pair": f"{ds.classes[source]}->{ds.classes[target]}",
+            "method": method, "n": len(x0), "validity": float(torch.cat(valid).float().mean()),
+            "mse_mean": float(m.mean()), "mse_std": float(m.std()),
+            "conc_mean": float(c.mean()), "conc_std": float(c.std()),
+            "cd": cd.discrepancy, "acc_F": cd.reference_accuracy,
+            "acc_Fc": cd.counterfactual_accuracy, "seconds_per_query": seconds / len(x0),
+        }
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def one_query_timing(args: argparse.Namespace) -> dict:
+    import torch
+
+    from captum_latent import zoo
+    from captum_latent.counterfactual import dep_digits_classifier
+    from captum_latent.counterfactual.presets import table1_generator
+
+    ds = zoo.digits()
+    model = dep_digits_classifier(progress=False).to(args.device)
+    x = ds.test.images[ds.test.labels == args.pair[0]][:1].to(args.device)
+    gen = table1_generator("LSO + INR + DEP", model, steps=args.steps, device=args.device,
+                           inr_variance=args.inr_variance)
+    gen.generate(x, args.pair[1], seed=0)  # warm-up (allocator, kernels)
+    if args.device.startswith("cuda"):
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    res = gen.generate(x, args.pair[1], seed=1)
+    if args.device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return {"one_query_seconds": time.perf_counter() - start, "valid": bool(res.valid[0])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=["digits", "faces"],
+                        choices=["digits", "faces"])
+    parser.add_argument("--pair", nargs=2, type=int, default=[3, 8], metavar=("SRC", "TGT"),
+                        help="digits class pair (source target)")
+    parser.add_argument("--n", type=int, default=32, help="queries per data set")
+    parser.add_argument("--batch", type=int, default=32, help="queries optimised together")
+    parser.add_argument("--steps", type=int, default=150, help="optimisation steps per query")
+    parser.add_argument("--methods", nargs="+", default=None, help="subset of Table 1 names")
+    parser.add_argument("--inr-variance", type=float, default=None,
+                        help="INR frequency variance (default: 100 * (side / 96)^2)")
+    parser.add_argument("--lambda-manifold", type=float, default=1.0,
+                        help="weight lambda2 of the DEP term")
+    parser.add_argument("--cd-repeats", type=int, default=5,
+                        help="training seeds averaged in the classifier discrepancy")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--timing", action="store_true", help="also time one 28x28 query")
+    args = parser.parse_args()
+    import torch
+
+    start = time.perf_counter()
+    rows = []
+    for name in args.datasets:
+        rows.extend(run_dataset(name, args))
+    device = (torch.cuda.get_device_name(0) if args.device.startswith("cuda")
+              else f"{platform.processor() or platform.machine()} CPU, "
+                   f"{os.cpu_count()} cores, {torch.get_num_threads()} threads")
+    print(f"\n{datetime.date.today()} on {device}, torch {torch.__version__}, "
+          f"steps={args.steps}, seed={args.seed}, inr_variance={args.inr_variance}, "
+          f"cd_repeats={args.cd_repeats}, lambda_manifold={args.lambda_manifold}")
+    print("\n| data | method | n | validity | MSE | concentration | CD (Acc F - Acc F^c) "
+          "| s/query |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['dataset']} {r['pair']} | {r['method']} | {r['n']} | {r['validity']:.3f} "
+              f"| {r['mse_mean']:.4f} ± {r['mse_std']:.4f} "
+              f"| {r['conc_mean']:.3f} ± {r['conc_std']:.3f} "
+              f"| {r['cd']:.3f} ({r['acc_F']:.3f} - {r['acc_Fc']:.3f}) "
+              f"| {r['seconds_per_query']:.2f} |")
+    if args.timing:
+        print("\n" + json.dumps(one_query_timing(args)))
+    print(f"\ntotal {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

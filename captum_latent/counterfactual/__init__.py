@@ -1,0 +1,67 @@
+"""DISC: counterfactual explanations by deep model inversion (Thiagarajan et al.).
+
+Counterfactuals that need only the trained classifier: an image prior (:class:`TVL2Prior`,
+:class:`DeepImagePrior`, :class:`INRPrior`) is optimised per query so that the classifier
+predicts a target class while semantics are preserved in pixel space
+(:class:`PixelSemantics`, ISO) or in the classifier's feature space (:class:`FeatureSemantics`,
+LSO), optionally staying on the data manifold (:class:`DEPConsistency`,
+:class:`DUQConsistency`), with progressive optimisation (:class:`ProgressiveSchedule`).
+:class:`DISCGenerator` runs batches of queries together.
+"""
+
+from __future__ import annotations
+
+from captum_latent.counterfactual.dep import (
+    DEPClassifier,
+    DEPConfig,
+    dep_digits_classifier,
+    dep_faces_classifier,
+    ranking_loss,
+    train_dep_classifier,
+)
+from captum_latent.counterfactual.generator import CounterfactualResult, DISCGenerator
+from captum_latent.counterfactual.manifold import (
+    DEPConsistency,
+    DUQConsistency,
+    ManifoldConsistency,
+)
+from captum_latent.counterfactual.priors import (
+    DeepImagePrior,
+    ImagePrior,
+    INRPrior,
+    PriorState,
+    TVL2Prior,
+    total_variation,
+)
+from captum_latent.counterfactual.progressive import FixedSchedule, ProgressiveSchedule, Stage
+from captum_latent.counterfactual.semantics import (
+    FeatureSemantics,
+    PixelSemantics,
+    default_feature_layers,
+)
+
+__all__ = [
+    "CounterfactualResult",
+    "DEPClassifier",
+    "DEPConfig",
+    "DEPConsistency",
+    "DISCGenerator",
+    "DUQConsistency",
+    "DeepImagePrior",
+    "FixedSchedule",
+    "INRPrior",
+    "ImagePrior",
+    "ManifoldConsistency",
+    "PixelSemantics",
+    "PriorState",
+    "ProgressiveSchedule",
+    "Stage",
+    "TVL2Prior",
+    "FeatureSemantics",
+    "default_feature_layers",
+    "dep_digits_classifier",
+    "dep_faces_classifier",
+    "ranking_loss",
+    "train_dep_classifier",
+    "total_variation",
+]

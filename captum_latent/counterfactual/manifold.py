@@ -1,0 +1,110 @@
+"""Manifold-consistency terms ``L_mc`` for DISC (paper §3.3).
+
+* :class:`DEPConsistency` -- Eq. 8: ``|G(x_bar) - s*|`` with ``G`` a loss predictor trained
+  jointly with the classifier (see :mod:`captum_latent.counterfactual.dep`).
+* :class:`DUQConsistency` -- Eq. 9: ``max(K(x_bar, phi(y)) - K(x_bar, phi(y_bar)) + tau, 0)``
+  with ``K`` the kernel similarities of a DUQ model (any module mapping images to ``(B, K)``
+  similarities in (0, 1]; a DUQ training helper is not part of this package yet).
+
+Each term is called as ``term(images, source, target)`` and returns one value per image.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+__all__ = ["DEPConsistency", "DUQConsistency", "ManifoldConsistency"]
+
+
+class ManifoldConsistency(abc.ABC):
+    """A per-image penalty for leaving the data manifold, computed from the classifier only."""
+
+    name: str
+
+    @abc.abstractmethod
+    def __call__(self, images: torch.Tensor, source: torch.Tensor,
+                 target: torch.Tensor) -> torch.Tensor:
+        """Return ``(B,)`` penalties for ``images`` moving from ``source`` to ``target``."""
+
+
+@dataclass(frozen=True)
+class DEPConsistency(ManifoldConsistency):
+    """Eq. 8: ``L_mc = |G(x_bar) - s*|_1``.
+
+    Parameters
+    ----------
+    loss_predictor : nn.Module
+        Maps ``(B, C, H, W)`` images to ``(B,)`` predicted losses, e.g. a
+        :class:`~captum_latent.counterfactual.DEPClassifier` 's ``predict_loss`` wrapped by
+        :meth:`DEPClassifier.loss_predictor_module`.
+    target_loss : float
+        ``s*``, in the predictor's own scale. The ranking loss (Eq. 6) fixes only the order of
+        the predictions, so take ``s*`` from the predictor's scores on training data
+        (``DEPClassifier.low_loss_score`` holds their 10% quantile).
+
+    Examples
+    --------
+    >>> import torch
+    >>> g = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 1), torch.nn.Flatten(0))
+    >>> term = DEPConsistency(g, target_loss=0.0)
+    >>> term(torch.zeros(3, 1, 2, 2), torch.zeros(3), torch.ones(3)).shape
+    torch.Size([3])
+    """
+
+    loss_predictor: nn.Module
+    target_loss: float
+    name: str = "DEP"
+
+    def __post_init__(self) -> None:
+        if not callable(self.loss_predictor):
+            raise TypeError("loss_predictor must be callable (an nn.Module)")
+        if not isinstance(self.target_loss, (int, float)) or not math.isfinite(self.target_loss):
+            raise ValueError(f"target_loss must be a finite number, got {self.target_loss!r}")
+
+    def __call__(self, images: torch.Tensor, source: torch.Tensor,
+                 target: torch.Tensor) -> torch.Tensor:
+        predicted = self.loss_predictor(images).reshape(images.shape[0])
+        return (predicted - self.target_loss).abs()
+
+
+@dataclass(frozen=True)
+class DUQConsistency(ManifoldConsistency):
+    """Eq. 9: ``max(K(F(x_bar), phi(y)) - K(F(x_bar), phi(y_bar)) + tau, 0)``.
+
+    Parameters
+    ----------
+    duq_model : nn.Module
+        Maps images to ``(B, K)`` kernel similarities to the class centroids, e.g. a trained
+        DUQ model (van Amersfoort et al.).
+    margin : float, default 0.5
+        ``tau``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> term = DUQConsistency(lambda x: torch.full((x.shape[0], 2), 0.3))
+    >>> term(torch.zeros(2, 1, 2, 2), torch.tensor([0, 0]), torch.tensor([1, 1])).tolist()
+    [0.5, 0.5]
+    """
+
+    duq_model: nn.Module
+    margin: float = 0.5
+    name: str = "DUQ"
+
+    def __post_init__(self) -> None:
+        if not callable(self.duq_model):
+            raise TypeError("duq_model must be callable (an nn.Module)")
+        if not isinstance(self.margin, (int, float)) or self.margin < 0:
+            raise ValueError(f"margin must be a number >= 0, got {self.margin!r}")
+
+    def __call__(self, images: torch.Tensor, source: torch.Tensor,
+                 target: torch.Tensor) -> torch.Tensor:
+        kernel = self.duq_model(images)
+        k_source = kernel.gather(1, source.view(-1, 1)).squeeze(1)
+        k_target = kernel.gather(1, target.view(-1, 1)).squeeze(1)
+        return torch.clamp(k_source - k_target + self.margin, min=0.0)

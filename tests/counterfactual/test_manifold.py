@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from captum_latent.counterfactual import (
+    DEPClassifier,
+    DEPConsistency,
+    DISCGenerator,
+    DUQConsistency,
+    FixedSchedule,
+    TVL2Prior,
+    ranking_loss,
+)
+
+
+def test_ranking_loss_by_hand():
+    s = torch.tensor([3.0, 1.0, 0.0, 2.0])  # pairs (3, 0): s_i > s_j; (1, 2): s_i < s_j
+    s_hat = torch.tensor([0.5, 0.0, 0.0, 2.5])
+    # pair 1: -(+1)(0.5 - 0) + 1 = 0.5 ; pair 2: -(-1)(0 - 2.5) + 1 = -1.5 -> 0
+    assert ranking_loss(s_hat, s).item() == pytest.approx(0.25)
+    assert ranking_loss(s_hat, s, margin=0.0).item() == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="two samples"):
+        ranking_loss(torch.zeros(1), torch.zeros(1))
+
+
+def test_dep_term_is_eq8():
+    class Const(torch.nn.Module):
+        def forward(self, x):
+            return x.flatten(1).sum(1)
+
+    term = DEPConsistency(Const(), target_loss=1.0)
+    x = torch.tensor([0.0, 0.5, 3.0]).view(3, 1, 1, 1)
+    assert term(x, None, None).tolist() == [1.0, 0.5, 2.0]
+
+
+def test_duq_term_is_eq9():
+    kernels = torch.tensor([[0.9, 0.1], [0.2, 0.95], [0.5, 0.7]])
+    term = DUQConsistency(lambda x: kernels, margin=0.5)
+    out = term(torch.zeros(3, 1, 1, 1), torch.tensor([0, 0, 0]), torch.tensor([1, 1, 1]))
+    torch.testing.assert_close(out, torch.tensor([1.3, 0.0, 0.3]))
+
+
+def test_joint_training_learns_to_rank_losses(small_dep_model, digits_data):
+    model, metrics = small_dep_model
+    assert isinstance(model, DEPClassifier) and not model.training
+    assert metrics["test_accuracy"] >= 0.8
+    # the loss predictor orders test losses better than chance
+    assert metrics["test_loss_spearman"] > 0.2
+    scores = model.predict_loss(digits_data.train.images)
+    assert float((scores <= model.low_loss_score).float().mean()) == pytest.approx(0.1, abs=0.01)
+
+
+def test_dep_term_pulls_the_predicted_loss_to_the_target(small_dep_model, digits_data):
+    model, _ = small_dep_model
+    x = digits_data.test.images[digits_data.test.labels == 3][:6]
+    target = float(model.low_loss_score)
+    term = DEPConsistency(model.loss_predictor(), target_loss=target)
+    kwargs = {"prior": TVL2Prior(), "schedule": FixedSchedule(60)}
+    plain = DISCGenerator(model, **kwargs).generate(x, 8)
+    with_dep = DISCGenerator(model, manifold=term, lambda_manifold=1.0, **kwargs).generate(x, 8)
+    with torch.no_grad():
+        gap_plain = term(plain.counterfactuals, None, None).mean()
+        gap_dep = term(with_dep.counterfactuals, None, None).mean()
+    assert gap_dep < gap_plain
+    assert with_dep.validity >= 0.8
+
+
+def test_dep_models_are_cached_by_config():
+    from captum_latent.counterfactual.dep import DEPConfig, _cached
+    from captum_latent.zoo._cache import cache_path
+
+    config = DEPConfig(dataset="faces", epochs=1, width=4, hidden=8, loss_hidden=8)
+    assert not cache_path("faces_dep_classifier", config).exists()
+    first = _cached(config, progress=False)
+    assert cache_path("faces_dep_classifier", config).exists()
+    second = _cached(config, progress=False)
+    assert first is not second
+    for (name, a), b in zip(first.state_dict().items(), second.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert first.zoo_metrics == second.zoo_metrics
+    assert set(first.zoo_metrics) >= {"test_accuracy", "test_loss_spearman"}

@@ -215,6 +215,10 @@ class GANAnchorImage(AnchorImage):
         image = self._check_image(image)
         counting = _CountingPredictor(self.predictor)
         original, self.predictor = self.predictor, counting
+        numpy_state = np.random.get_state()
+        if self.sampler_name == "alibi" and self.seed is not None:
+            # Alibi's own sampler draws from numpy's global RNG: seed it for this call only
+            np.random.seed(self.seed + self._explain_count)
         try:
             sampler = self._make_sampler(image, p_sample, n_covered_ex)
             self._explain_count += 1
@@ -229,6 +233,7 @@ class GANAnchorImage(AnchorImage):
             )
         finally:
             self.predictor = original
+            np.random.set_state(numpy_state)
         explanation = self._build_explanation(image, result, sampler.instance_label, params,
                                               sampler)
         stats = {"predictor_calls": counting.calls, "predictor_images": counting.images}

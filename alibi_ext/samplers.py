@@ -230,7 +230,8 @@ class GANInpaintingSampler(AnchorImageSampler):
 
 class DiverseEncoderSampler(GANInpaintingSampler):
     """:class:`GANInpaintingSampler` whose searches start from a diverse encoder's codes plus
-    noise (GANchors §4.2) instead of ``N(0, I)``.
+    noise (GANchors §4.2) instead of ``N(0, I)``. Its other parameters are those of
+    :class:`GANInpaintingSampler` (keyword-only).
 
     Parameters
     ----------
@@ -239,8 +240,6 @@ class DiverseEncoderSampler(GANInpaintingSampler):
         (:func:`captum_latent.generative.train_diverse_encoder`).
     noise_std : float, default 0.1
         Standard deviation of the noise added to the encoder's codes.
-    **others
-        As :class:`GANInpaintingSampler` (keyword-only).
     """
 
     def __init__(

@@ -70,6 +70,19 @@ def test_alibi_sampler_option_matches_alibi(predict, digits_data):
     assert "gan_samples" not in e.data and e.data["sampler_stats"]["predictor_calls"] >= 1
 
 
+def test_alibi_sampler_is_deterministic_by_seed_without_global_state(predict, digits_data):
+    image = digits_data.test.images[1].permute(1, 2, 0).numpy()
+    np.random.seed(11)
+    expected = np.random.rand()
+    np.random.seed(11)
+    runs = [GANAnchorImage(predict, (28, 28, 1), sampler="alibi", seed=seed).explain(
+        image, threshold=0.9, max_anchor_size=3) for seed in (5, 5, 6)]
+    assert np.random.rand() == expected
+    assert runs[0].raw["feature"] == runs[1].raw["feature"]
+    assert (runs[0].coverage, runs[0].precision) == (runs[1].coverage, runs[1].precision)
+    assert (runs[0].coverage, runs[0].precision) != (runs[2].coverage, runs[2].precision)
+
+
 def test_numpy_global_state_untouched(predict, digits_gan):
     np.random.seed(7)
     expected = np.random.rand()

@@ -298,8 +298,6 @@ class MimicGAN:
         n = y.shape[0]
         z = self._initial_codes(n, gen)
         history: list[float] = []
-        for p in self.generator.parameters():
-            p.requires_grad_(False)
 
         def code_loss(images: torch.Tensor, codes: torch.Tensor,
                       problems: torch.Tensor) -> torch.Tensor:
@@ -328,12 +326,10 @@ class MimicGAN:
                     loss.backward()
                     opt.step()
             if cfg.code_steps:
-                for p in f_hat.parameters():
-                    p.requires_grad_(False)
+                # the core differentiates with respect to the codes only: neither the
+                # generator's nor the surrogate's parameters are touched by this step
                 result = self.search.search(objective, initial_codes=z,
                                             max_iterations=cfg.code_steps, generator=gen)
-                for p in f_hat.parameters():
-                    p.requires_grad_(learnable)
                 z = result.codes.reshape(n, -1)
                 history.append(float(result.losses.mean()))
             bar.update(1)

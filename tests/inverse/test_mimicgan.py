@@ -26,11 +26,14 @@ def test_pgd_recovers_generated_images(digits_gan):
         target = digits_gan.generator(torch.randn(32, digits_gan.latent_dim,
                                                   generator=torch.Generator().manual_seed(0)))
     cfg = MimicGANConfig(lr_codes=0.05, outer_iterations=10, code_steps=30, code_range=None)
+    before = [(p.requires_grad, p.grad) for p in digits_gan.generator.parameters()]
     result = MimicGAN.pgd(digits_gan.generator, config=cfg).recover(target, seed=0)
     assert _psnr(result.images, target) > 20
     assert result.history[-1] < result.history[0]
     with torch.no_grad():
         assert torch.allclose(digits_gan.generator(result.codes), result.images, atol=1e-5)
+    # the user's generator is left as it was (its trainable flags and gradients)
+    assert [(p.requires_grad, p.grad) for p in digits_gan.generator.parameters()] == before
 
 
 def test_surrogate_is_fitted_and_codes_are_clipped(digits_gan, digits_data):

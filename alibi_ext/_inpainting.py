@@ -167,6 +167,9 @@ class GANInpainter:
         n = masks.shape[0]
         image = image.to(device=device, dtype=torch.float32)
         masks = masks.to(device)
+        empty = ~masks.flatten(1).any(1)
+        if bool(empty.any()):  # nothing kept: any generator sample is a valid in-painting
+            return self._with_empty_masks(image, masks, empty, prior, generator)
         thresholds = sample_thresholds(self.xi, n, generator=generator)
         shared = bool((masks == masks[:1]).all())
         if shared:  # one problem, N samples: Alg. 3's sort-and-match
@@ -192,3 +195,43 @@ class GANInpainter:
             converged=result.converged.reshape(n),
             iterations=result.iterations.reshape(n),
         )
+
+    def _with_empty_masks(
+        self, image: torch.Tensor, masks: torch.Tensor, empty: torch.Tensor,
+        prior: LatentPrior | None, generator: torch.Generator,
+    ) -> InpaintingResult:
+        """In-paint the non-empty masks by search; draw free samples for the empty ones."""
+        n, device = masks.shape[0], self.search.device
+        rows = torch.nonzero(empty).squeeze(1)
+        prior = prior if prior is not None else self.search.prior
+        codes = prior.sample(rows, generator)  # problem i of the prior is mask i
+        with torch.no_grad():
+            free = self.search._generate(codes.float()).float()
+        out = InpaintingResult(
+            images=torch.empty(n, *self.image_shape, device=device),
+            codes=torch.empty(n, codes.shape[1], device=device),
+            errors=torch.zeros(n, device=device),
+            thresholds=torch.full((n,), self.xi, device=device),
+            converged=torch.ones(n, dtype=torch.bool, device=device),
+            iterations=torch.zeros(n, dtype=torch.long, device=device),
+        )
+        out.images[rows], out.codes[rows] = free, codes.float()
+        if len(rows) < n:
+            rest = torch.nonzero(~empty).squeeze(1)
+            part = self.inpaint(image, masks[rest], prior=_SubsetPrior(prior, rest),
+                                generator=generator)
+            for name in ("images", "codes", "errors", "thresholds", "converged", "iterations"):
+                getattr(out, name)[rest] = getattr(part, name)
+        return out
+
+
+class _SubsetPrior(LatentPrior):
+    """A prior over a subset of another prior's problems: problem ``i`` is ``rows[i]``."""
+
+    def __init__(self, prior: LatentPrior, rows: torch.Tensor) -> None:
+        super().__init__(prior.latent_dim)
+        self.prior = prior
+        self.register_buffer("rows", rows)
+
+    def sample(self, problems: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return self.prior.sample(self.rows.to(problems.device)[problems], generator)

@@ -15,6 +15,8 @@ from alibi.explainers.anchors.anchor_explanation import AnchorExplanation
 from alibi.explainers.anchors.anchor_image import AnchorImageSampler
 from torch import nn
 
+from captum_latent.persistence import module_from_record, module_record
+
 from alibi_ext.samplers import DEFAULT_XI, DiverseEncoderSampler, GANInpaintingSampler
 from alibi_ext.segmentation import QuickshiftSegmentation
 
@@ -108,7 +110,33 @@ class GANAnchorImage(AnchorImage):
     ...                                 max_anchor_size=3)  # doctest: +SKIP
     >>> explanation.precision >= 0.9  # doctest: +SKIP
     True
+
+    Saving works through Alibi (``explainer.save(path)`` or ``alibi.saving.save_explainer``,
+    then ``alibi.saving.load_explainer(path, predictor)``); the generator and the encoder are
+    stored as state dicts with a weightless architecture skeleton
+    (:mod:`captum_latent.persistence`), the predictor is not stored. A loaded explainer gives
+    the same explanations as the saved one would have (same seed, same call count).
     """
+
+    _MODULE_ATTRIBUTES = ("generator", "encoder")
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        for name in self._MODULE_ATTRIBUTES:
+            if isinstance(state.get(name), nn.Module):
+                state[name] = {"__captum_latent_module__": module_record(state[name])}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        for name in self._MODULE_ATTRIBUTES:
+            value = state.get(name)
+            if isinstance(value, dict) and "__captum_latent_module__" in value:
+                device = state.get("device", "cpu")
+                state[name] = module_from_record(value["__captum_latent_module__"], device)
+        if state.get("device") is not None and state["device"].type == "cuda" \
+                and not torch.cuda.is_available():
+            state["device"] = torch.device("cpu")
+        self.__dict__.update(state)
 
     def __init__(
         self,

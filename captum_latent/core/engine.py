@@ -5,12 +5,18 @@ tickets, served by a fixed number of slots (the batch). Every iteration runs one
 forward and backward pass; codes that meet their stop rule are harvested and their slots
 refilled with the next tickets (fresh codes from the prior, fresh optimiser state), so a
 request larger than the memory budget is chunked without a Python loop over samples.
+
+Should the device run out of memory anyway (a CUDA out-of-memory error in the forward or the
+backward pass), the run halves its batch, puts the evicted slots' tickets back in the queue
+(they restart from fresh codes), warns once per engine, and goes on; the engine keeps the
+smaller ``batch_size`` for later searches.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -72,6 +78,13 @@ class SearchResult:
         return float(self.converged.float().mean())
 
 
+def _is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is a device out-of-memory error (CUDA, MPS or a wrapped one)."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
 def _positive_int(name: str, value: int | None, *, allow_none: bool = False) -> int | None:
     if value is None and allow_none:
         return None
@@ -118,7 +131,9 @@ class LatentSearch:
         Maximum number of codes optimised together.
     memory_budget : int, optional
         Bytes available for codes in flight; the batch is reduced to fit, from an estimate of
-        the generator's activation memory per code (:func:`bytes_per_code`).
+        the generator's activation memory per code (:func:`bytes_per_code`). Independently of
+        this estimate, a device out-of-memory error during a search halves the batch and
+        retries (with one warning per engine) instead of failing.
     device : str or torch.device
         Where codes live and the generator runs.
     autocast_dtype : torch.dtype, optional
@@ -370,6 +385,7 @@ class _Run:
         self.track_progress = engine.restart_patience is not None
         dev, d = engine.device, engine.latent_dim
         self.batch = min(self.total, engine.batch_size)
+        self.requeued = torch.empty(0, dtype=torch.long, device=dev)  # evicted after an OOM
         t = self.total
         self.out_codes = torch.empty(t, d, device=dev)
         self.out_images = torch.empty(t, *engine.image_shape, device=dev)
@@ -426,7 +442,13 @@ class _Run:
     def execute(self, bar: tqdm) -> None:
         e = self.e
         while self.n_alive > 0:
-            zg, images, losses = self._evaluate()
+            try:
+                zg, images, losses = self._evaluate()
+            except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are handled
+                if not _is_out_of_memory(exc):
+                    raise
+                self._halve_batch(exc)
+                continue
             loss_d = losses.detach()
             full = self.n_alive == len(self.alive)
             better = loss_d < self.best_loss if full else self.alive & (loss_d < self.best_loss)
@@ -461,22 +483,69 @@ class _Run:
                 self._harvest(finished, done, thr, images.detach(), loss_d)
                 bar.update(n_finished)
             if n_finished < self.n_alive:
-                if n_finished == 0 and full:
-                    (grad,) = torch.autograd.grad(losses.sum(), zg, allow_unused=True)
-                    cont = None
-                else:
-                    cont = self.alive if finished is None else self.alive & ~finished
-                    (grad,) = torch.autograd.grad((losses * cont).sum(), zg, allow_unused=True)
-                if grad is None:
-                    grad = torch.zeros_like(self.z)
-                stepped = self._project(e.optimizer.step(self.z, grad, self.opt_state))
-                self.z = stepped if cont is None else torch.where(cont[:, None], stepped, self.z)
-                if self.track_progress:
-                    stale = self.since_best >= e.restart_patience
-                    self._restart(stale if cont is None else stale & cont)
+                try:
+                    self._step(zg, losses, finished, full and n_finished == 0)
+                except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are handled
+                    if not _is_out_of_memory(exc):
+                        raise
+                    del zg, images, losses
+                    if n_finished:
+                        self._refill(finished)
+                    self._halve_batch(exc)
+                    continue
             self.steps += 1
             if n_finished:
                 self._refill(finished)
+
+    def _step(
+        self, zg: torch.Tensor, losses: torch.Tensor, finished: torch.Tensor | None,
+        all_continue: bool,
+    ) -> None:
+        """Backward pass and optimiser step for the slots that go on (restarts included)."""
+        e = self.e
+        if all_continue:
+            (grad,) = torch.autograd.grad(losses.sum(), zg, allow_unused=True)
+            cont = None
+        else:
+            cont = self.alive if finished is None else self.alive & ~finished
+            (grad,) = torch.autograd.grad((losses * cont).sum(), zg, allow_unused=True)
+        if grad is None:
+            grad = torch.zeros_like(self.z)
+        stepped = self._project(e.optimizer.step(self.z, grad, self.opt_state))
+        self.z = stepped if cont is None else torch.where(cont[:, None], stepped, self.z)
+        if self.track_progress:
+            stale = self.since_best >= e.restart_patience
+            self._restart(stale if cont is None else stale & cont)
+
+    def _halve_batch(self, exc: BaseException) -> None:
+        """After an out-of-memory error: keep half the live slots, requeue the others."""
+        e = self.e
+        live = torch.nonzero(self.alive).squeeze(1)
+        minimum = 2 if e.batchnorm == "batch" else 1
+        n_keep = len(live) // 2
+        if n_keep < minimum:
+            raise exc
+        if e.device.type == "cuda":
+            torch.cuda.empty_cache()
+        evicted = live[n_keep:]
+        self.requeued = torch.cat([self.requeued, self.tickets[evicted]])
+        if not getattr(e, "_warned_out_of_memory", False):
+            warnings.warn(
+                f"{type(exc).__name__} with {len(live)} codes in flight on {e.device}: retrying "
+                f"with half the batch ({len(live)} -> {n_keep}, halved again while needed; the "
+                "smaller batch_size is kept for later searches with this engine, and this "
+                "warning is shown once per engine)",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            e._warned_out_of_memory = True
+        self.alive[evicted] = False
+        self.n_alive = n_keep
+        keep = live[:n_keep]
+        self._select(keep)
+        self.batch = n_keep
+        e.batch_size = min(e.batch_size, n_keep)
+        self.min_start = int(self.start.min())
 
     def _harvest(
         self, finished: torch.Tensor, done: torch.Tensor, thr: torch.Tensor,
@@ -518,13 +587,18 @@ class _Run:
 
     def _refill(self, finished: torch.Tensor) -> None:
         free = torch.nonzero(finished).squeeze(1)
-        k = min(len(free), self.total - self.next_ticket)
+        n_requeued = len(self.requeued)
+        k = min(len(free), n_requeued + self.total - self.next_ticket)
         if k > 0:
             rows = free[:k]
+            k_old = min(k, n_requeued)
             tickets = torch.arange(
-                self.next_ticket, self.next_ticket + k, device=self.e.device
+                self.next_ticket, self.next_ticket + k - k_old, device=self.e.device
             )
-            self.next_ticket += k
+            self.next_ticket += k - k_old
+            if k_old:
+                tickets = torch.cat([self.requeued[:k_old], tickets])
+                self.requeued = self.requeued[k_old:]
             self.tickets[rows] = tickets
             self.problems[rows] = torch.div(tickets, self.n_samples, rounding_mode="floor")
             self.z[rows] = self._initial(tickets, self.problems[rows])
@@ -545,7 +619,10 @@ class _Run:
         minimum = 2 if self.e.batchnorm == "batch" else 1
         if n_dead == 0 or n_dead * 2 < len(self.alive) or self.n_alive < minimum:
             return
-        keep = torch.nonzero(self.alive).squeeze(1)
+        self._select(torch.nonzero(self.alive).squeeze(1))
+
+    def _select(self, keep: torch.Tensor) -> None:
+        """Keep only the slots ``keep`` (in that order)."""
         for name in ("tickets", "problems", "z", "start", "restarts", "since_best",
                      "best_loss", "best_z", "alive"):
             setattr(self, name, getattr(self, name)[keep])

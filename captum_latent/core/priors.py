@@ -15,10 +15,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from captum_latent.persistence import SaveLoadMixin
+
 __all__ = ["LatentPrior", "StandardNormal", "UniformPrior"]
 
 
-class LatentPrior(nn.Module):
+class LatentPrior(SaveLoadMixin, nn.Module):
     """Base class of latent priors and initialisers.
 
     Parameters

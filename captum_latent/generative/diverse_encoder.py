@@ -19,6 +19,8 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from captum_latent.persistence import SaveLoadMixin
+
 from captum_latent.core import LatentPrior, batchnorm_mode
 from captum_latent.core._random import _make_generator
 
@@ -33,7 +35,7 @@ __all__ = [
 ]
 
 
-class DiverseEncoder(nn.Module):
+class DiverseEncoder(SaveLoadMixin, nn.Module):
     """Convolutional encoder ``(masked image, mask) -> (N, d)`` codes.
 
     The mask is an input channel next to the masked image, so "black pixel kept" and "pixel

@@ -10,8 +10,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from captum_latent.persistence import SaveLoadMixin
 
-class SmallCNN(nn.Module):
+
+class SmallCNN(SaveLoadMixin, nn.Module):
     """Two conv blocks and a two-layer head; maps ``(B, C, H, W)`` images to ``(B, K)`` logits.
 
     The convolutional part is ``self.features`` (named blocks ``block1``, ``block2``) and the
@@ -69,7 +71,7 @@ class SmallCNN(nn.Module):
         return self.head(self.features(x))
 
 
-class DCGANGenerator(nn.Module):
+class DCGANGenerator(SaveLoadMixin, nn.Module):
     """DCGAN generator for ``1 x 28 x 28`` images in [0, 1] from ``N(0, I)`` codes.
 
     ``Linear -> BatchNorm1d -> ReLU -> (128, 7, 7) -> ConvT -> BatchNorm2d -> ReLU -> (64, 14, 14)
@@ -121,7 +123,7 @@ class DCGANGenerator(nn.Module):
         return self.upsample(h)
 
 
-class DCGANDiscriminator(nn.Module):
+class DCGANDiscriminator(SaveLoadMixin, nn.Module):
     """DCGAN discriminator for ``1 x 28 x 28`` images; returns one real/fake logit per image.
 
     Examples

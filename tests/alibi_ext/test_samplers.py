@@ -86,6 +86,28 @@ def test_one_shared_mask_uses_sort_and_match(setup, digits_gan, digits_data):
                        digits_data.test.images[0][None, :, 6:22, 6:22].expand(16, -1, -1, -1))
 
 
+def test_masks_keeping_nothing_get_free_generator_samples(digits_gan, digits_data):
+    """A sampled perturbation may keep no superpixel: any G(z) is then a valid in-painting."""
+    inpainter = GANInpainter(digits_gan.generator, xi=DEFAULT_XI, max_iterations=200)
+    x = digits_data.test.images[0]
+    masks = torch.zeros(6, 1, 28, 28, dtype=torch.bool)
+    masks[1, :, 4:14, 4:14] = True
+    masks[4, :, 10:20, 8:24] = True
+    out = inpainter.inpaint(x, masks, seed=0)
+    empty = torch.tensor([True, False, True, True, False, True])
+    assert bool(out.converged[empty].all()) and bool((out.errors[empty] == 0).all())
+    with torch.no_grad():
+        regenerated = digits_gan.generator.eval()(out.codes[empty])
+    assert torch.allclose(regenerated, out.images[empty], atol=1e-6)
+    for i in (1, 4):  # the non-empty masks are in-painted as usual
+        m = masks[i].expand_as(x)
+        assert torch.equal(out.images[i][m], x[m])
+        assert float(out.errors[i]) <= DEFAULT_XI or not bool(out.converged[i])
+    assert len({tuple(c.tolist()) for c in out.codes[empty]}) == 4  # independent draws
+    all_empty = inpainter.inpaint(x, torch.zeros(3, 1, 28, 28, dtype=torch.bool), seed=1)
+    assert all_empty.images.shape == (3, 1, 28, 28) and bool(all_empty.converged.all())
+
+
 def test_coverage_samples_never_call_the_generator(setup):
     sampler = _sampler(setup, seed=0)
     calls = sampler.inpainter.search.generator.calls

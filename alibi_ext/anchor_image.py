@@ -15,6 +15,11 @@ from alibi.explainers.anchors.anchor_explanation import AnchorExplanation
 from alibi.explainers.anchors.anchor_image import AnchorImageSampler
 from torch import nn
 
+from captum_latent._validation import check_fraction as _check_fraction
+from captum_latent._validation import check_image_array as _check_image_array
+from captum_latent._validation import check_in_range as _check_in_range
+from captum_latent._validation import check_int as _check_int
+from captum_latent._validation import probe_generator
 from captum_latent.persistence import module_from_record, module_record
 
 from alibi_ext.samplers import DEFAULT_XI, DiverseEncoderSampler, GANInpaintingSampler
@@ -167,8 +172,17 @@ class GANAnchorImage(AnchorImage):
             raise TypeError("sampler='diverse_encoder' needs encoder=<a trained DiverseEncoder>")
         if images_background is not None and sampler != "alibi":
             raise ValueError("images_background is only used by sampler='alibi'")
-        if not isinstance(image_shape, (tuple, list)) or len(image_shape) != 3:
-            raise ValueError(f"image_shape must be (H, W, C), got {image_shape!r}")
+        if not isinstance(image_shape, (tuple, list)) or len(image_shape) != 3 or not all(
+            isinstance(v, (int, np.integer)) and v > 0 for v in image_shape
+        ):
+            raise ValueError(f"image_shape must be (H, W, C) positive ints, got {image_shape!r}")
+        if isinstance(xi, bool) or not isinstance(xi, (int, float)) or not xi > 0:
+            raise ValueError(f"xi must be a positive float (a masked MSE), got {xi!r}")
+        _check_int("pool_size", pool_size, minimum=1)
+        _check_int("max_iterations", max_iterations, minimum=1)
+        self._value_range: Optional[tuple[float, float]] = None
+        if sampler != "alibi":
+            self._value_range = self._check_generator(generator, tuple(image_shape), device)
         if segmentation_fn is None:
             segmentation_fn = QuickshiftSegmentation(15)
         state = np.random.get_state()  # AnchorImage seeds numpy's global RNG: undo that
@@ -241,6 +255,14 @@ class GANAnchorImage(AnchorImage):
             params.pop(key, None)
         params.update(kwargs)
         image = self._check_image(image)
+        _check_fraction("p_sample", p_sample)
+        _check_fraction("threshold", threshold)
+        _check_fraction("delta", delta)
+        _check_fraction("tau", tau)
+        for name in ("batch_size", "coverage_samples", "beam_size", "min_samples_start"):
+            _check_int(name, params[name], minimum=1)
+        if max_anchor_size is not None:
+            _check_int("max_anchor_size", max_anchor_size, minimum=1)
         counting = _CountingPredictor(self.predictor)
         original, self.predictor = self.predictor, counting
         numpy_state = np.random.get_state()
@@ -274,19 +296,28 @@ class GANAnchorImage(AnchorImage):
         explanation.data["sampler_stats"] = stats
         return explanation
 
-    def _check_image(self, image: Any) -> np.ndarray:
-        if isinstance(image, torch.Tensor):
+    @staticmethod
+    def _check_generator(
+        generator: nn.Module, image_shape: tuple, device: torch.device | str
+    ) -> tuple[float, float]:
+        """The generator makes ``image_shape`` images; returns its tolerated value range."""
+        latent_dim = getattr(generator, "latent_dim", None)
+        if not isinstance(latent_dim, int) or latent_dim < 1:
             raise TypeError(
-                "image must be a channel-last numpy array (H, W, C) as in Alibi, got a "
-                "torch.Tensor; use image.permute(1, 2, 0).numpy()"
+                "generator must have an int attribute `latent_dim` (the code size), got "
+                f"{latent_dim!r}"
             )
-        if not isinstance(image, np.ndarray):
-            raise TypeError(f"image must be a numpy array, got {type(image).__name__}")
-        if image.shape != self.image_shape:
-            hint = ""
-            if image.ndim == 3 and image.shape[0] == self.image_shape[-1]:
-                hint = " (it looks channel-first: Alibi expects channel-last)"
-            raise ValueError(f"image must have shape {self.image_shape}, got {image.shape}{hint}")
-        if not np.isfinite(image).all():
-            raise ValueError("image contains NaN or Inf")
+        h, w, c = (int(v) for v in image_shape)
+        shape, low, high = probe_generator(generator, latent_dim, device, n=16)
+        if shape != (c, h, w):
+            raise ValueError(
+                f"generator makes images of shape {shape} (C, H, W) but "
+                f"image_shape={tuple(image_shape)} asks for {(c, h, w)} (C, H, W)"
+            )
+        return low, high
+
+    def _check_image(self, image: Any) -> np.ndarray:
+        image = _check_image_array("image", image, hwc=self.image_shape, batched=False)
+        if self._value_range is not None:
+            _check_in_range("image", image, *self._value_range, what="the generator's images")
         return image.astype(self.dtype, copy=False)

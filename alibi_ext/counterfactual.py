@@ -17,6 +17,7 @@ import torch
 from alibi.api.interfaces import Explainer, Explanation
 from torch import nn
 
+from captum_latent._validation import check_image_array, check_in_range
 from captum_latent.counterfactual import (
     DISCGenerator,
     FeatureSemantics,
@@ -146,18 +147,32 @@ class DISC(Explainer):
                              f"{getattr(out, 'shape', type(out).__name__)}")
 
     def _to_tensor(self, X: Any) -> torch.Tensor:
-        if not isinstance(X, np.ndarray):
-            raise TypeError(f"X must be a numpy array of shape (N, H, W, C), got "
-                            f"{type(X).__name__}")
-        if X.ndim == 3:
+        if isinstance(X, np.ndarray) and X.ndim == 3 and (
+            self.shape is None or tuple(X.shape) == self.shape
+        ):
             X = X[None]
-        if X.ndim != 4:
-            raise ValueError(f"X must have shape (N, H, W, C), got {X.shape}")
-        if self.shape is not None and tuple(X.shape[1:]) != self.shape:
-            raise ValueError(f"X instances have shape {X.shape[1:]}, expected {self.shape}")
-        if not np.issubdtype(X.dtype, np.floating):
-            raise TypeError(f"X must be a float array with values in [0, 1], got {X.dtype}")
+        X = check_image_array("X", X, hwc=self.shape, batched=True)
+        check_in_range("X", X, 0.0, 1.0, what="DISC's image domain [0, 1]")
         return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).permute(0, 3, 1, 2)
+
+    @staticmethod
+    def _check_target_class(target_class: Any, n: int, n_classes: int) -> None:
+        if isinstance(target_class, str):
+            if target_class != "other":
+                raise ValueError(f"target_class must be an int, a sequence of ints or 'other', "
+                                 f"got {target_class!r}")
+            return
+        values = np.atleast_1d(np.asarray(target_class))
+        if values.ndim != 1 or not np.issubdtype(values.dtype, np.integer):
+            raise TypeError(f"target_class must be an int, a sequence of ints or 'other', got "
+                            f"{target_class!r}")
+        if values.size not in (1, n):
+            raise ValueError(f"target_class must hold one class or one per instance ({n}), got "
+                             f"{values.size}")
+        bad = values[(values < 0) | (values >= n_classes)]
+        if bad.size:
+            raise ValueError(f"target_class={bad.tolist()[0]} is out of range: the classifier has "
+                             f"{n_classes} classes (0 to {n_classes - 1})")
 
     def explain(self, X: np.ndarray, target_class: TargetClass = "other") -> Explanation:
         """Counterfactuals for a batch of instances.
@@ -181,6 +196,7 @@ class DISC(Explainer):
         x = self._to_tensor(X)
         with torch.no_grad():
             orig = torch.softmax(self.predictor_model(x.to(self.device)), 1).cpu()
+        self._check_target_class(target_class, x.shape[0], orig.shape[1])
         result = self.generator.generate(x, target_class, seed=self.seed)
 
         def last(t: torch.Tensor) -> np.ndarray:

@@ -22,6 +22,8 @@ from captum._utils.common import (
 )
 from torch import Tensor
 
+from captum_latent._validation import check_device, check_image_tensor, module_device
+
 from captum_latent.attr.perturbations import PerturbationScheme
 
 _OUTPUT_TRANSFORMS = ("none", "softmax", "log_softmax")
@@ -67,6 +69,55 @@ def _example_args(args: Any, i: int, batch: int) -> Any:
         a[i : i + 1] if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == batch else a
         for a in args
     )
+
+
+def _check_model_and_targets(
+    forward_func: Callable[..., Any],
+    x: Tensor,
+    args: Any,
+    target: Any,
+    contrast_target: Any,
+) -> None:
+    """Before the perturbation loop: the inputs sit on the model's device, and every example's
+    target indexes the model's output (checked on one probe call with the first example)."""
+    device = module_device(forward_func)
+    if device is not None:
+        check_device("inputs", x, device)
+    batch = x.shape[0]
+    targets = {
+        name: [_example_target(t, i, batch) for i in range(batch)]
+        for name, t in (("target", target), ("contrast_target", contrast_target))
+        if t is not None
+    }
+    if not targets:
+        return
+    with torch.no_grad():
+        first = _example_args(args, 0, batch)
+        out = forward_func(x[:1], *first) if first is not None else forward_func(x[:1])
+    if not isinstance(out, Tensor) or out.dim() < 2:
+        return
+    sizes = tuple(int(s) for s in out.shape[1:])
+    for name, per_example in targets.items():
+        for t in per_example:
+            index = tuple(
+                int(v) if isinstance(v, Tensor) and v.numel() == 1 or hasattr(v, "__index__")
+                and not isinstance(v, bool) else v
+                for v in ((t,) if not isinstance(t, tuple) else t)
+            )
+            if len(index) != len(sizes) or any(
+                isinstance(v, bool) or not isinstance(v, int) for v in index
+            ):
+                raise ValueError(
+                    f"{name}={t!r} does not index the model's outputs of shape (N, "
+                    f"{', '.join(map(str, sizes))})"
+                )
+            if any(not 0 <= v < k for v, k in zip(index, sizes)):
+                raise ValueError(
+                    f"{name}={t!r} is out of range for the model's outputs of shape (N, "
+                    f"{', '.join(map(str, sizes))}): valid targets are 0 to {sizes[0] - 1}"
+                    if len(sizes) == 1 else f"{name}={t!r} is out of range for the model's "
+                    f"outputs of shape (N, {', '.join(map(str, sizes))})"
+                )
 
 
 def _scalar_output(
@@ -164,10 +215,7 @@ def _check_common(
                 f"inputs must be one image tensor (or a 1-tuple), got {len(inputs)} tensors"
             )
         inputs = inputs[0]
-    if not isinstance(inputs, Tensor):
-        raise TypeError(f"inputs must be a torch.Tensor, got {type(inputs).__name__}")
-    if inputs.dim() != 4:
-        raise ValueError(f"inputs must have shape (B, C, H, W), got {tuple(inputs.shape)}")
+    check_image_tensor("inputs", inputs)
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 2:
         raise ValueError(f"n_samples must be an int >= 2, got {n_samples!r}")
     if (

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from captum_latent.attr._moments import (
     _check_common,
+    _check_model_and_targets,
     _check_transform,
     _draw,
     _evaluate_example,
@@ -154,6 +155,7 @@ class LEG(PerturbationAttribution):
             raise ValueError(f"sigma2 must be a float > 0, got {sigma2!r}")
         gen = _make_generator(seed, generator)
         args = _format_args(additional_forward_args)
+        _check_model_and_targets(self.forward_func, x, args, target, contrast_target)
         batch, channels = x.shape[0], x.shape[1]
         progress = None
         if show_progress:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from captum_latent._validation import check_image_tensor, check_in_range, probe_generator
 from captum_latent.core import (
     Adam,
     LatentPrior,
@@ -104,6 +105,7 @@ class GeneratorReversal:
         if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or tolerance < 0:
             raise ValueError(f"tolerance must be a non-negative number, got {tolerance!r}")
         self.tolerance = float(tolerance)
+        self._value_range: tuple[float, float] | None = None
         self.search = LatentSearch(
             generator,
             latent_dim=latent_dim,
@@ -151,12 +153,13 @@ class GeneratorReversal:
             raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
         if images.dim() == 3:
             images = images.unsqueeze(0)
-        expected = self.search.image_shape
-        if images.dim() != 4 or tuple(images.shape[1:]) != expected:
-            raise ValueError(
-                f"images must have shape (n, {', '.join(map(str, expected))}) like the "
-                f"generator's output, got {tuple(images.shape)}"
-            )
+        check_image_tensor("images", images, chw=self.search.image_shape,
+                           device=self.search.device)
+        if self._value_range is None:
+            _, low, high = probe_generator(self.search.generator, self.search.latent_dim,
+                                           self.search.device, n=16)
+            self._value_range = (low, high)
+        check_in_range("images", images, *self._value_range, what="the generator's images")
         images = images.detach().to(device=self.search.device, dtype=torch.float32)
         result = self.search.search(
             Reconstruction(images),

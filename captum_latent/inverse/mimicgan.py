@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from captum_latent._validation import check_image_tensor, check_in_range, probe_generator
 from captum_latent.core import CallableObjective, Clip, LatentSearch, RMSprop
 from captum_latent.inverse.surrogate import IdentitySurrogate, ShallowSurrogate
 
@@ -50,6 +51,14 @@ class MimicGANConfig:
         Code steps per alternation [T2].
     code_range : tuple of float or None
         Box the codes are clipped to (paper: [-1, 1]); ``None`` disables clipping.
+    observation_loss : {"l1", "l2"}
+        Pixel distance of ``L_obs`` and ``L_I``: the paper's ``"l1"`` (mean absolute error) or
+        ``"l2"`` (mean squared error). Use ``"l2"`` for corruptions that replace more than half
+        of the pixels by a value unrelated to the image (e.g. 70% dropped pixels): there the
+        best deterministic L1 mimic outputs the fill value whatever the image (the per-pixel
+        median), so the codes get no gradient, whereas the L2 mimic is the conditional mean
+        ``(1 - p) x + p * fill``, which the surrogate can represent and which is fitted best by
+        the clean ``x`` (see docs/methods/mimicgan.md).
     """
 
     lambda_identity: float = 0.0
@@ -60,6 +69,7 @@ class MimicGANConfig:
     surrogate_steps: int = 10
     code_steps: int = 20
     code_range: tuple[float, float] | None = (-2.0, 2.0)
+    observation_loss: str = "l1"
 
     def __post_init__(self) -> None:
         for name in ("lambda_identity", "lambda_adv"):
@@ -75,6 +85,20 @@ class MimicGANConfig:
         if self.code_range is not None and not self.code_range[1] > self.code_range[0]:
             raise ValueError(f"code_range must be (low, high) with high > low, got "
                              f"{self.code_range!r}")
+        if self.observation_loss not in _DISTANCES:
+            raise ValueError(f"observation_loss must be one of {sorted(_DISTANCES)}, got "
+                             f"{self.observation_loss!r}")
+
+
+def _l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a - b).abs()
+
+
+def _l2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a - b).square()
+
+
+_DISTANCES = {"l1": _l1, "l2": _l2}
 
 
 # The paper's Table 1 (CelebA tasks) and presets for the zoo digits' robust-classification
@@ -91,7 +115,8 @@ PRESETS: dict[str, MimicGANConfig] = {
     "digits": MimicGANConfig(0.0, 0.0, 3e-3, 2e-2),
     "digits_binary": MimicGANConfig(0.0, 0.0, 1e-3, 2e-2, surrogate_steps=5),
     "digits_blur_negative": MimicGANConfig(0.0, 0.0, 3e-3, 2e-2, surrogate_steps=10),
-    "digits_dropped_pixels": MimicGANConfig(0.0, 0.0, 1e-2, 2e-2, surrogate_steps=10),
+    "digits_dropped_pixels": MimicGANConfig(0.0, 0.0, 3e-3, 2e-2, outer_iterations=10,
+                                            surrogate_steps=10, observation_loss="l2"),
 }
 
 
@@ -188,6 +213,7 @@ class MimicGAN:
         self.discriminator = discriminator
         self.config = config
         self.device = torch.device(device)
+        self._value_range: tuple[float, float] | None = None
         self.min_observations = int(min_observations)
         self.show_progress = show_progress
         self.search = LatentSearch(
@@ -222,27 +248,21 @@ class MimicGAN:
 
     # -- recovery -------------------------------------------------------------------------
     def _check(self, observations: Any, learnable: bool) -> torch.Tensor:
-        if not isinstance(observations, torch.Tensor):
-            raise TypeError(f"observations must be a torch.Tensor, got "
-                            f"{type(observations).__name__}")
-        if observations.dim() != 4 or tuple(observations.shape[1:]) != self.image_shape:
-            hint = ""
-            if observations.dim() == 4 and observations.shape[-1] == self.image_shape[0]:
-                hint = " (channel-last? MimicGAN takes channel-first tensors)"
-            raise ValueError(f"observations must be (N, {', '.join(map(str, self.image_shape))})"
-                             f", got {tuple(observations.shape)}{hint}")
-        if not observations.is_floating_point():
-            raise TypeError(f"observations must be floating point, got {observations.dtype}")
-        if not bool(torch.isfinite(observations).all()):
-            raise ValueError("observations contain NaN or Inf")
-        if observations.shape[0] == 0:
-            raise ValueError("observations is empty")
+        check_image_tensor("observations", observations, chw=self.image_shape,
+                           device=self.device)
         if learnable and observations.shape[0] < self.min_observations:
             raise ValueError(
                 f"MimicGAN needs at least min_observations={self.min_observations} observations "
                 f"to fit its surrogate, got {observations.shape[0]}; pass more images, or a "
                 "fitted surrogate with fit_surrogate=False"
             )
+        if self._value_range is None:  # the corruption may leave the generator's range a
+            # little (the surrogate models it); a wrong scale, e.g. [0, 255], is an error
+            _, low, high = probe_generator(self.generator, self.search.latent_dim, self.device,
+                                           n=16, margin=1.0)
+            self._value_range = (low, high)
+        check_in_range("observations", observations, *self._value_range,
+                       what="the generator's images")
         return observations.to(self.device, torch.float32)
 
     def _initial_codes(self, n: int, gen: torch.Generator) -> torch.Tensor:
@@ -298,16 +318,17 @@ class MimicGAN:
         n = y.shape[0]
         z = self._initial_codes(n, gen)
         history: list[float] = []
+        dist = _DISTANCES[cfg.observation_loss]
 
         def code_loss(images: torch.Tensor, codes: torch.Tensor,
                       problems: torch.Tensor) -> torch.Tensor:
             target = y.index_select(0, problems)
             mimic = f_hat(images)
-            loss = (target - mimic).abs().flatten(1).mean(1)
+            loss = dist(target, mimic).flatten(1).mean(1)
             if cfg.lambda_identity:
                 loss = loss + cfg.lambda_identity * (
-                    (target - images).abs().flatten(1).mean(1)
-                    + (mimic - images).abs().flatten(1).mean(1))
+                    dist(target, images).flatten(1).mean(1)
+                    + dist(mimic, images).flatten(1).mean(1))
             return loss + cfg.lambda_adv * self._adv(images)
 
         objective = CallableObjective(code_loss, n_problems=n)
@@ -319,9 +340,9 @@ class MimicGAN:
                     current = self._generate(z)
                 for _ in range(cfg.surrogate_steps):
                     mimic = f_hat(current)
-                    loss = (y - mimic).abs().mean()
+                    loss = dist(y, mimic).mean()
                     if cfg.lambda_identity:
-                        loss = loss + cfg.lambda_identity * (mimic - current).abs().mean()
+                        loss = loss + cfg.lambda_identity * dist(mimic, current).mean()
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()

@@ -35,6 +35,9 @@ class ClassifierConfig:
     max_shift: int = 2  # random translation augmentation, in pixels
     hflip: bool = False  # random horizontal flips (faces)
 
+    def __post_init__(self) -> None:
+        _check_ints(self, ("seed", "epochs", "batch_size", "width", "hidden", "max_shift"))
+
 
 @dataclass(frozen=True)
 class GANConfig:
@@ -48,6 +51,21 @@ class GANConfig:
     beta1: float = 0.5
     base_channels: int = 32
     real_label: float = 0.9  # one-sided label smoothing
+
+    def __post_init__(self) -> None:
+        _check_ints(self, ("latent_dim", "seed", "steps", "batch_size", "base_channels"))
+        if self.latent_dim < 1:
+            raise ValueError(f"latent_dim must be >= 1, got {self.latent_dim}")
+
+
+def _check_ints(config: object, names: tuple[str, ...]) -> None:
+    """Zoo settings are ints >= 0 (checked before anything is trained or hashed)."""
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
 
 
 def _announce(what: str, path: object) -> None:

@@ -55,7 +55,7 @@ def test_bad_inputs_are_reported(digits_classifier, threes_nhwc):
                      schedule=FixedSchedule(2))
     with pytest.raises(TypeError, match="numpy"):
         explainer.explain(threes_nhwc.tolist())
-    with pytest.raises(ValueError, match="expected"):
+    with pytest.raises(ValueError, match=r"X must have shape \(N, 28, 28, 1\)"):
         explainer.explain(threes_nhwc[:, :20])
     with pytest.raises(TypeError, match="float"):
         explainer.explain((threes_nhwc * 255).astype(np.uint8))

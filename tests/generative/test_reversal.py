@@ -35,7 +35,7 @@ def test_paper_initialisation_and_single_image(toy_generator) -> None:
 
 def test_validation(toy_generator) -> None:
     reversal = GeneratorReversal(toy_generator, max_iterations=2)
-    with pytest.raises(ValueError, match=r"\(n, 1, 8, 8\)"):
+    with pytest.raises(ValueError, match=r"\(N, 1, 8, 8\)"):
         reversal.reverse(torch.zeros(2, 1, 9, 8))
     with pytest.raises(TypeError, match="images"):
         reversal.reverse([0.0])

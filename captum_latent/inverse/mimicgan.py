@@ -223,7 +223,9 @@ class MimicGAN:
         )
         self.image_shape = tuple(self.search.image_shape)
         if surrogate == "shallow":
-            surrogate = ShallowSurrogate(self.image_shape)
+            with torch.random.fork_rng(devices=[]):  # the same initial surrogate every time,
+                torch.manual_seed(0)  # without touching the caller's global RNG
+                surrogate = ShallowSurrogate(self.image_shape)
         elif surrogate == "identity":
             surrogate = IdentitySurrogate()
         self.surrogate_template = surrogate

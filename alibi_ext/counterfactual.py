@@ -85,6 +85,10 @@ class DISC(Explainer):
     ((2, 4, 4, 1), [2, 2])
     >>> isinstance(explanation.to_json(), str)
     True
+
+    Saving works through Alibi (``explainer.save(path)``, then
+    ``alibi.saving.load_explainer(path, predictor=model)``): everything but the classifier is
+    stored, and the loaded explainer gives the same counterfactuals for the same seed.
     """
 
     def __init__(
@@ -220,10 +224,41 @@ class DISC(Explainer):
         """Use another classifier (same configuration otherwise)."""
         if not isinstance(predictor, nn.Module):
             raise TypeError(f"predictor must be a torch.nn.Module, got {type(predictor).__name__}")
-        g = self.generator
+        components = self._components()
         self.predictor_model = predictor
-        self.generator = DISCGenerator(
-            predictor, prior=g.prior, semantics=g.semantics, manifold=g.manifold,
-            schedule=g.schedule, lambda_semantic=g.lambda_semantic,
-            lambda_manifold=g.lambda_manifold, lambda_target=g.lambda_target, lr=g.lr,
-            device=self.device)
+        self.generator = DISCGenerator(predictor, device=self.device, **components)
+
+    # -- persistence: Alibi's save_explainer/load_explainer ----------------------------------
+    @property
+    def predictor(self) -> nn.Module | None:
+        """The classifier (Alibi's name for it; ``predictor_model`` is DISC's)."""
+        return self.predictor_model
+
+    @predictor.setter
+    def predictor(self, value: nn.Module | None) -> None:
+        self.predictor_model = value
+
+    def _components(self) -> dict:
+        g = self.__dict__.get("generator")
+        if g is None:
+            return dict(self.__dict__["_saved_components"])
+        return dict(prior=g.prior, semantics=g.semantics, manifold=g.manifold,
+                    schedule=g.schedule, lambda_semantic=g.lambda_semantic,
+                    lambda_manifold=g.lambda_manifold, lambda_target=g.lambda_target, lr=g.lr)
+
+    def __getstate__(self) -> dict:
+        """Everything but the classifier (Alibi passes it again to ``load_explainer``)."""
+        state = self.__dict__.copy()
+        state["_saved_components"] = self._components()
+        state["generator"] = None
+        state["predictor_model"] = None
+        if state.get("device") is not None:
+            state["device"] = str(state["device"])
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        device = torch.device(state.get("device") or "cpu")
+        if device.type == "cuda" and not torch.cuda.is_available():
+            device = torch.device("cpu")
+        state["device"] = device
+        self.__dict__.update(state)

@@ -96,3 +96,25 @@ class _GeneratorCopy:
         import copy
 
         return copy.deepcopy(module)
+
+
+def test_disc_round_trip(tmp_path, digits_classifier, digits_data):
+    from alibi_ext import DISC
+    from captum_latent.counterfactual import FixedSchedule, TVL2Prior
+    from captum_latent.counterfactual.manifold import DEPConsistency
+
+    torch.manual_seed(0)
+    loss_predictor = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 1),
+                                         torch.nn.Flatten(0))
+    explainer = DISC(digits_classifier, shape=(28, 28, 1), prior=TVL2Prior(),
+                     manifold=DEPConsistency(loss_predictor, target_loss=0.0),
+                     schedule=FixedSchedule(12), seed=7)
+    x = digits_data.test.images[:2].permute(0, 2, 3, 1).numpy()
+    before = explainer.explain(x, target_class=[4, 6])
+    save_explainer(explainer, tmp_path / "disc")
+    assert explainer.predictor_model is digits_classifier  # restored after saving
+    loaded = load_explainer(tmp_path / "disc", predictor=digits_classifier)
+    assert isinstance(loaded, DISC) and loaded.predictor_model is digits_classifier
+    after = loaded.explain(x, target_class=[4, 6])
+    assert np.array_equal(before.cf["X"], after.cf["X"])
+    assert loaded.meta["params"] == explainer.meta["params"]

@@ -62,6 +62,32 @@ def xi_sweep(n_images: int, n_masks: int, xis: list[float]) -> None:
               f"{secs / n_images:.2f} | {np.mean(keep):.3f} | {np.mean(conf):.3f} |")
 
 
+def batchnorm_study(n_masks: int, seed: int = 1) -> None:
+    """In-paint one digit under ``n_masks`` random masks (and under one shared mask) with the
+    generator's batch norm in "eval" and in "batch" mode: time, convergence, iterations."""
+    from alibi_ext import GANInpainter, QuickshiftSegmentation
+    from captum_latent import zoo
+
+    gan, ds = zoo.digits_gan(progress=False), zoo.digits()
+    x = ds.test.images[5]
+    seg = torch.as_tensor(QuickshiftSegmentation(15)(x.permute(1, 2, 0).numpy()))
+    rows = torch.as_tensor(np.random.default_rng(seed).random((n_masks, 15)) >= 0.5)
+    masks = rows[:, seg].unsqueeze(1)
+    print(f"one zoo test digit, {n_masks} masks, xi = 0.01, at most 400 steps per code, "
+          f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    print("| batch norm | masks | seconds | converged | median iterations | mean iterations |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for mode in ("eval", "batch"):
+        inpainter = GANInpainter(gan.generator, xi=0.01, batchnorm=mode)
+        for label, m in (("distinct", masks), ("one shared", masks[:1].expand_as(masks))):
+            start = time.perf_counter()
+            out = inpainter.inpaint(x, m, seed=0)
+            secs = time.perf_counter() - start
+            it = out.iterations.float()
+            print(f"| {mode} | {label} | {secs:.1f} | {out.converged.float().mean():.3f} | "
+                  f"{it.median():.0f} | {it.mean():.1f} |", flush=True)
+
+
 def _fresh_precision(predict, image, explanation, generator, n: int, seed: int) -> float:
     """Precision of an explanation's anchor re-estimated on ``n`` new GAN in-paintings."""
     from alibi_ext import GANInpaintingSampler
@@ -74,7 +100,8 @@ def _fresh_precision(predict, image, explanation, generator, n: int, seed: int) 
     return float(labels.mean())
 
 
-def tables(n_digits: int, threshold: float, encoder_steps: int, n_fresh: int = 200) -> None:
+def tables(n_digits: int, threshold: float, encoder_steps: int, n_fresh: int = 200,
+           only: list[str] | None = None) -> None:
     from alibi_ext import GANAnchorImage
     from captum_latent import zoo
 
@@ -90,18 +117,22 @@ def tables(n_digits: int, threshold: float, encoder_steps: int, n_fresh: int = 2
         train_diverse_encoder,
     )
 
-    start = time.perf_counter()
-    encoder = train_diverse_encoder(gan.generator, ds.train.images,
-                                    config=DiverseEncoderConfig(steps=encoder_steps), seed=0)
-    encoder = getattr(encoder, "encoder", encoder)
-    print(f"diverse encoder trained in {time.perf_counter() - start:.1f} s")
+    encoder = None
+    if only is None or "encoder" in only:
+        start = time.perf_counter()
+        encoder = train_diverse_encoder(gan.generator, ds.train.images,
+                                        config=DiverseEncoderConfig(steps=encoder_steps), seed=0)
+        encoder = getattr(encoder, "encoder", encoder)
+        print(f"diverse encoder trained in {time.perf_counter() - start:.1f} s")
     variants = {
-        "Alibi default (mean superpixel)": dict(sampler="alibi"),
-        "Alibi + background images": dict(sampler="alibi", images_background=background),
-        "GAN batch (BN eval)": dict(sampler="gan", batchnorm="eval"),
-        "GAN batch + BN batch mode": dict(sampler="gan", batchnorm="batch"),
-        "Diverse encoder": dict(sampler="diverse_encoder", encoder=encoder),
+        "Alibi default (mean superpixel)": ("alibi", dict(sampler="alibi")),
+        "Alibi + background images": ("stitching", dict(sampler="alibi",
+                                                        images_background=background)),
+        "GAN batch (BN eval)": ("gan", dict(sampler="gan", batchnorm="eval")),
+        "GAN batch + BN batch mode": ("gan-bn-batch", dict(sampler="gan", batchnorm="batch")),
+        "Diverse encoder": ("encoder", dict(sampler="diverse_encoder", encoder=encoder)),
     }
+    variants = {name: kw for name, (key, kw) in variants.items() if only is None or key in only}
     print(f"{len(idx)} test digits, threshold {threshold}, 15 quickshift segments; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
@@ -129,17 +160,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--xi-sweep", action="store_true")
+    parser.add_argument("--batchnorm-study", action="store_true",
+                        help="eval vs batch batch-norm mode on one digit's in-paintings")
     parser.add_argument("--xis", default="0.0025,0.005,0.01,0.02,0.04")
     parser.add_argument("--images", type=int, default=10, help="digits in the xi sweep")
     parser.add_argument("--masks", type=int, default=64, help="masks per digit in the sweep")
     parser.add_argument("--digits", type=int, default=20, help="digits in Tables 1-2")
     parser.add_argument("--threshold", type=float, default=0.95)
     parser.add_argument("--encoder-steps", type=int, default=600)
+    parser.add_argument("--samplers", nargs="+", default=None,
+                        choices=["alibi", "stitching", "gan", "gan-bn-batch", "encoder"],
+                        help="rows of Tables 1-2 to run (default: all)")
     args = parser.parse_args()
-    if args.xi_sweep:
+    if args.batchnorm_study:
+        batchnorm_study(args.masks)
+    elif args.xi_sweep:
         xi_sweep(args.images, args.masks, [float(v) for v in args.xis.split(",")])
     else:
-        tables(args.digits, args.threshold, args.encoder_steps)
+        tables(args.digits, args.threshold, args.encoder_steps, only=args.samplers)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,11 @@
 # Each creates .venv when it is missing, installs what it needs once, then runs.
 # A torch that already imports inside .venv is kept; otherwise torch==2.13.0 (the CPU wheel) is
 # installed. Re-running a command reinstalls nothing unless pyproject.toml changed.
+# More checks (what CI runs after `make test`, see .ci/run):
+#   make docs       build the documentation site in strict mode (site/index.html)
+#   make examples   run every tutorial in examples/ (each must finish within two minutes)
+#   make browser    open the demo report in headless Chromium: images load, no console errors
+#   make chromium   install Debian's chromium when it is missing (root, apt-get)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,7 +16,7 @@ TORCH_SPEC ?= torch==2.13.0
 OUT ?= demo-report
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all docs clean-venv
+.PHONY: demo test test-all docs examples browser chromium clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +44,19 @@ test-all: $(VENV)/.installed-alibi+ray+test
 
 docs: $(VENV)/.installed-alibi+docs
 	$(PY) -m mkdocs build --strict
+
+# The same install as `make test`: nothing is reinstalled between the two.
+examples: $(VENV)/.installed-alibi+ray+test
+	$(PY) -m pytest -m examples tests/examples -rA $(PYTEST_ARGS)
+
+browser: $(VENV)/.installed-alibi+ray+test
+	$(PY) -m pytest -m browser tests/report/test_browser.py -rs $(PYTEST_ARGS)
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 && echo "chromium already installed" || { \
+	  apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    chromium >/dev/null && echo "installed $$(chromium --version 2>/dev/null)"; }
 
 clean-venv:
 	rm -rf $(VENV)

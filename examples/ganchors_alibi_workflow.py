@@ -1,8 +1,19 @@
 """GANchors in an existing Alibi workflow.
 
-An Alibi user explains a digit with ``AnchorImage``; swapping in ``GANAnchorImage`` (same
-``explain`` call, same ``Explanation``) makes the perturbations realistic GAN in-paintings.
-Writes ``ganchors_example.png`` next to the working directory (or ``--out``).
+What it shows
+-------------
+An Alibi user explains a digit with ``alibi.explainers.AnchorImage``: a numpy, channel-last
+predictor returning probabilities, a segmentation function, ``explain(image, threshold=...)``
+and an ``Explanation`` with ``anchor``, ``precision``, ``coverage`` and ``to_json()``.
+Swapping in ``alibi_ext.GANAnchorImage`` (same constructor arguments plus the generator, same
+``explain`` call, same ``Explanation``) replaces Alibi's perturbations (superpixels pasted from
+background images) by realistic in-paintings from the zoo DCGAN: the kept superpixels come
+from the image, the rest from ``G(z)`` with ``||A x - A G(z)||`` below a threshold. The
+explanation adds the in-paintings the bandit evaluated (``data["gan_samples"]``).
+
+Figure (in ``--out``, default ``examples-output/ganchors_alibi_workflow/``):
+``anchors.png``: the digit, both anchors (kept superpixels shown, the rest black) and GAN
+in-paintings used for the final anchor.
 
     python examples/ganchors_alibi_workflow.py --digit 7
 """
@@ -11,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -19,13 +32,23 @@ from alibi.explainers import AnchorImage
 from alibi_ext import GANAnchorImage, QuickshiftSegmentation
 from captum_latent import zoo
 
+NAME = "ganchors_alibi_workflow"
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--digit", type=int, default=7, help="class of the test digit")
     parser.add_argument("--threshold", type=float, default=0.95)
-    parser.add_argument("--out", default="ganchors_example.png")
-    args = parser.parse_args()
+    parser.add_argument("--out", default=f"examples-output/{NAME}",
+                        help="directory for the figure (created if missing)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads (default 1: the zoo models are small, and "
+                        "torch's one-thread-per-core default slows down badly on a busy CPU)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
 
     classifier, gan, data = zoo.digits_classifier(), zoo.digits_gan(), zoo.digits()
 
@@ -74,9 +97,11 @@ def main() -> None:
         ax.set_title("GAN sample", fontsize=9)
     for ax in axes:
         ax.axis("off")
-    fig.savefig(args.out, dpi=100, bbox_inches="tight")
-    print(f"figure written to {args.out}")
+    fig.savefig(out / "anchors.png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    print(f"figure written to {out / 'anchors.png'}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

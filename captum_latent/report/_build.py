@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import platform
+import re
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -24,8 +25,16 @@ caption{caption-side:top;text-align:left;font-style:italic;padding:.3em 0}
 figure{margin:1em 0}figure img{max-width:100%;border:1px solid #ddd}
 figcaption{font-size:.92em;color:#444}.error{background:#fee;border:1px solid #c66;
 padding:.5em;white-space:pre-wrap;font-family:monospace;font-size:.85em}
-.meta{color:#666;font-size:.9em}
+.meta{color:#666;font-size:.9em}.see-also{color:#444;font-size:.95em;margin-top:-.5em}
+figcaption strong,caption strong{font-style:normal;color:#335}
+details.numbers{margin:1em 0;font-size:.92em}details.numbers summary{cursor:pointer;color:#335}
+details.numbers th{text-align:left;font-weight:normal;font-family:monospace}
+.missing-link{color:#777;border-bottom:1px dotted #999}
+nav li{margin-bottom:.3em}nav .counts{color:#666;font-size:.9em}
 """
+
+_LINK = re.compile(r'<a href="#([^"]+)">(.*?)</a>', re.DOTALL)
+_ID = re.compile(r'\sid="([^"]+)"')
 
 
 @dataclass
@@ -88,9 +97,11 @@ def build_report(
         specs = [s for s in specs if s.name in set(sections)]
 
     result = ReportResult(path=out / "index.html")
-    bodies, metrics = [], {}
-    for spec in specs:
-        writer = SectionWriter(spec.name, out, quick=quick, seed=seed)
+    titles = {s.name: s.title for s in registered_sections()}
+    built = {s.name for s in specs}
+    bodies, metrics, counts = [], {}, {}
+    for number, spec in enumerate(specs, start=1):
+        writer = SectionWriter(spec.name, out, quick=quick, seed=seed, number=number)
         start = time.perf_counter()
         try:
             spec.function(writer)
@@ -105,8 +116,10 @@ def build_report(
         result.seconds[spec.name] = elapsed
         result.sections.append(spec.name)
         metrics[spec.name] = writer.metrics
+        counts[spec.name] = writer.counts
         bodies.append(
-            f'<section id="{spec.name}"><h2>{html.escape(spec.title)}</h2>\n{body}\n'
+            f'<section id="{spec.name}"><h2>{number}. {html.escape(spec.title)}</h2>\n'
+            f"{_see_also(spec.see_also, titles, built)}{body}\n"
             f'<p class="meta">Section computed in {elapsed:.1f} s. '
             '<a href="#top">Back to top</a></p></section>'
         )
@@ -114,6 +127,8 @@ def build_report(
     toc = "".join(
         f'<li><a href="#{s.name}">{html.escape(s.title)}</a>'
         + (f" &mdash; {html.escape(s.description)}" if s.description else "")
+        + f' <span class="counts">({_plural(counts[s.name]["figures"], "figure")}, '
+        + f'{_plural(counts[s.name]["tables"], "table")})</span>'
         + (" <strong>(failed)</strong>" if s.name in result.failed else "")
         + "</li>"
         for s in specs
@@ -132,11 +147,13 @@ def build_report(
         f'<p class="meta">captum-latent {__version__}, Python {platform.python_version()}, '
         f"{html.escape(platform.platform())}, generated {time.strftime('%Y-%m-%d %H:%M:%S')}"
         f"{' (quick mode)' if quick else ''}.</p>"
-        f"{warnings}<nav><h2>Contents</h2><ol>{toc}</ol></nav>"
+        f"{warnings}<nav><h2>Contents</h2><ol>{toc}</ol>"
+        '<p class="meta">Every number shown is also in <a href="report.json">report.json</a>'
+        "; figures are in <code>figures/</code>.</p></nav>"
         + "\n".join(bodies)
         + "</body></html>"
     )
-    result.path.write_text(page, encoding="utf-8")
+    result.path.write_text(_unlink_missing(page), encoding="utf-8")
     (out / "report.json").write_text(
         json.dumps(
             {"sections": metrics, "seconds": result.seconds, "failed": sorted(result.failed),
@@ -148,6 +165,38 @@ def build_report(
     if import_errors:
         result.failed["<import>"] = "\n".join(import_errors)
     return result
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _see_also(names: Sequence[str], titles: dict[str, str], built: set[str]) -> str:
+    """The "See also" line under a section heading (links only to sections in this report)."""
+    if not names:
+        return ""
+    items = []
+    for name in names:
+        title = html.escape(titles.get(name, name))
+        if name in built:
+            items.append(f'<a href="#{html.escape(name)}">{title}</a>')
+        else:
+            items.append(f'<span class="missing-link" title="not in this report">{title}</span>')
+    return f'<p class="see-also">See also: {", ".join(items)}.</p>\n'
+
+
+def _unlink_missing(page: str) -> str:
+    """Turn in-page links whose target is not on the page (a section left out with
+    ``--sections``) into plain text, so the page has no dangling links."""
+    ids = set(_ID.findall(page)) | {"top"}
+
+    def replace(match: re.Match) -> str:
+        if html.unescape(match.group(1)) in ids:
+            return match.group(0)
+        return (f'<span class="missing-link" title="section not in this report">'
+                f"{match.group(2)}</span>")
+
+    return _LINK.sub(replace, page)
 
 
 def _jsonable(value: object) -> object:

@@ -13,7 +13,7 @@ import pkgutil
 import re
 from dataclasses import dataclass
 from importlib import metadata
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 if TYPE_CHECKING:
     from captum_latent.report._writer import SectionWriter
@@ -28,20 +28,23 @@ _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 @dataclass(frozen=True)
 class SectionSpec:
-    """A registered section: ``name`` (anchor, CLI selector), ``title``, sort ``order``."""
+    """A registered section: ``name`` (anchor, CLI selector), ``title``, sort ``order``,
+    a one-line ``description`` and the names of related sections (``see_also``)."""
 
     name: str
     title: str
     order: int
     function: SectionFunction
     description: str = ""
+    see_also: tuple[str, ...] = ()
 
 
 _SECTIONS: dict[str, SectionSpec] = {}
 
 
 def register_section(
-    name: str, title: str, order: int = 100, description: str = ""
+    name: str, title: str, order: int = 100, description: str = "",
+    see_also: Sequence[str] = (),
 ) -> Callable[[SectionFunction], SectionFunction]:
     """Register a demo-report section (use as a decorator).
 
@@ -56,6 +59,9 @@ def register_section(
         Sections appear by increasing ``order``, then name. The zoo uses 10; methods 20-90.
     description : str, optional
         One line shown in the table of contents.
+    see_also : sequence of str, optional
+        Names of related sections (e.g. the one explaining a model this section uses); the
+        report links to them under the section's heading.
 
     Examples
     --------
@@ -70,6 +76,13 @@ def register_section(
     """
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise ValueError(f"name must match {_NAME_RE.pattern!r}, got {name!r}")
+    if isinstance(see_also, str):
+        raise TypeError(f"see_also must be a sequence of section names, got the string "
+                        f"{see_also!r}")
+    related = tuple(see_also)
+    for other in related:
+        if not isinstance(other, str) or not _NAME_RE.match(other):
+            raise ValueError(f"see_also entries must match {_NAME_RE.pattern!r}, got {other!r}")
 
     def decorator(function: SectionFunction) -> SectionFunction:
         existing = _SECTIONS.get(name)
@@ -78,7 +91,7 @@ def register_section(
                 f"a report section named {name!r} is already registered by "
                 f"{existing.function.__module__}.{existing.function.__qualname__}"
             )
-        _SECTIONS[name] = SectionSpec(name, title, order, function, description)
+        _SECTIONS[name] = SectionSpec(name, title, order, function, description, related)
         return function
 
     return decorator

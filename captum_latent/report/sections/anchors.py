@@ -22,6 +22,7 @@ def _overlay(image: np.ndarray, segments: np.ndarray, features: list[int]) -> np
 @register_section(
     "anchors", "GANchors: anchors with realistic GAN perturbations", order=40,
     description="Alibi AnchorImage vs GAN in-painting samplers on zoo digits",
+    see_also=("zoo", "generative"),
 )
 def anchors_section(writer: SectionWriter) -> None:
     import matplotlib

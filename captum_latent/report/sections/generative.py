@@ -13,6 +13,7 @@ from captum_latent.report._writer import SectionWriter
 @register_section(
     "generative", "Latent search, generator reversal and learned priors", order=30,
     description="batched in-painting and reversal through the zoo DCGAN; PAG; PGAN prior",
+    see_also=("zoo",),
 )
 def generative_section(writer: SectionWriter) -> None:
     import matplotlib
@@ -37,6 +38,13 @@ def generative_section(writer: SectionWriter) -> None:
     classifier = zoo.digits_classifier(progress=False)
     digits = zoo.digits()
     d = generator.latent_dim
+
+    writer.html(
+        "<p>The " + writer.link("zoo", "zoo's DCGAN") + " maps a code <code>z ~ N(0, I)</code> "
+        f"of size {d} to a 28x28 digit. GANchors, MimicGAN and generator reversal all search "
+        "its latent space for codes whose images satisfy a loss: one batched engine "
+        "(<code>captum_latent.core.LatentSearch</code>) runs many such searches at once, "
+        "stops each code when it meets its threshold and refills its slot.</p>")
 
     # -- in-painting: many samples of several masks, one batched search --------------------
     x = digits.test.images[:3]

@@ -33,6 +33,8 @@ _LAZY_EXPORTS: dict[str, str] = {
     "inverse": "captum_latent.inverse",
     "MimicGAN": "captum_latent.inverse",
     "MimicGANDefense": "captum_latent.inverse",
+    "distributed": "captum_latent.distributed",
+    "explain_dataset": "captum_latent.distributed",
 }
 
 __all__ = ["__version__", *sorted(_LAZY_EXPORTS)]

@@ -3,12 +3,15 @@
 Data sets: zoo digits (one class pair, default 3 -> 8) and zoo faces (non-face -> face). The
 classifier is the DEP-trained zoo model of each data set (the same classifier for every
 method, so only the counterfactual generator changes). Queries are training images of the
-source class that the classifier gets right; CD trains F on [X0, X1] (real) and F^c on
-[X0, counterfactuals of X0], and compares their accuracy on the test images of both classes.
-Prints Markdown tables (mean +- std over queries) and a JSON line per run.
+source class that the classifier gets right (up to --n; the faces have 75); CD trains F on
+[X0, X1] (real) and F^c on [X0, counterfactuals of X0] with --cd-repeats seeds, and compares
+their accuracy on the test images of both classes (mean +- std over seeds). MSE and
+concentration: mean +- std over queries. Prints Markdown tables and a JSON line per run.
 
-    OMP_NUM_THREADS=1 python benchmarks/disc.py                    # both data sets
-    OMP_NUM_THREADS=1 python benchmarks/disc.py --datasets digits --n 16 --steps 100
+    OMP_NUM_THREADS=1 python benchmarks/disc.py --datasets digits   # one data set
+    OMP_NUM_THREADS=1 python benchmarks/disc.py --datasets digits --methods "LSO + INR" \
+        "LSO + INR + DEP" "LSO + INR + DUQ"                           # DUQ: digits only
+    OMP_NUM_THREADS=1 python benchmarks/disc.py --dep-target low    # the earlier s*
     python benchmarks/disc.py --device cuda --timing               # one-query timing too
 """
 
@@ -35,7 +38,11 @@ def run_dataset(name: str, args: argparse.Namespace) -> list[dict]:
     import torch
 
     from captum_latent import zoo
-    from captum_latent.counterfactual import dep_digits_classifier, dep_faces_classifier
+    from captum_latent.counterfactual import (
+        dep_digits_classifier,
+        dep_faces_classifier,
+        duq_digits_classifier,
+    )
     from captum_latent.counterfactual.presets import TABLE1_METHODS, table1_generator
     from captum_latent.metrics import DiscrepancyTrainer, classifier_discrepancy, concentration, mse
 
@@ -56,9 +63,16 @@ def run_dataset(name: str, args: argparse.Namespace) -> list[dict]:
     rows = []
     methods = args.methods or TABLE1_METHODS
     for method in methods:
+        duq = None
+        if method.endswith("DUQ"):
+            if name != "digits":
+                print(f"skipping {method!r} on {name}: the zoo has a DUQ model for digits only")
+                continue
+            duq = duq_digits_classifier(progress=False).to(args.device)
         gen = table1_generator(method, model, steps=args.steps, device=args.device,
                                inr_variance=args.inr_variance, image_size=x0.shape[-1],
-                               lambda_manifold=args.lambda_manifold)
+                               lambda_manifold=args.lambda_manifold,
+                               dep_target=args.dep_target, duq_model=duq)
         cfs, valid, seconds = [], [], 0.0
         for start in range(0, len(x0), args.batch):
             res = gen.generate(x0[start:start + args.batch].to(args.device), target,
@@ -75,7 +89,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> list[dict]:
             "method": method, "n": len(x0), "validity": float(torch.cat(valid).float().mean()),
             "mse_mean": float(m.mean()), "mse_std": float(m.std()),
             "conc_mean": float(c.mean()), "conc_std": float(c.std()),
-            "cd": cd.discrepancy, "acc_F": cd.reference_accuracy,
+            "cd": cd.discrepancy, "cd_std": cd.std, "acc_F": cd.reference_accuracy,
             "acc_Fc": cd.counterfactual_accuracy, "seconds_per_query": seconds / len(x0),
         }
         print(json.dumps(row), flush=True)
@@ -112,15 +126,21 @@ def main() -> None:
                         choices=["digits", "faces"])
     parser.add_argument("--pair", nargs=2, type=int, default=[3, 8], metavar=("SRC", "TGT"),
                         help="digits class pair (source target)")
-    parser.add_argument("--n", type=int, default=32, help="queries per data set")
+    parser.add_argument("--n", type=int, default=128,
+                        help="queries per data set (at most the correctly classified "
+                             "training images of the source class: 137 threes, 75 non-faces)")
     parser.add_argument("--batch", type=int, default=32, help="queries optimised together")
     parser.add_argument("--steps", type=int, default=150, help="optimisation steps per query")
-    parser.add_argument("--methods", nargs="+", default=None, help="subset of Table 1 names")
+    parser.add_argument("--methods", nargs="+", default=None,
+                        help="subset of Table 1 names, or 'LSO + INR + DUQ' / 'LSO + DIP + DUQ'")
+    parser.add_argument("--dep-target", default="class", choices=["class", "low"],
+                        help="s* of the DEP term: the target class's median training score "
+                             "(default) or the 10%% quantile over all classes (earlier default)")
     parser.add_argument("--inr-variance", type=float, default=None,
                         help="INR frequency variance (default: 100 * (side / 96)^2)")
     parser.add_argument("--lambda-manifold", type=float, default=1.0,
                         help="weight lambda2 of the DEP term")
-    parser.add_argument("--cd-repeats", type=int, default=5,
+    parser.add_argument("--cd-repeats", type=int, default=10,
                         help="training seeds averaged in the classifier discrepancy")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
@@ -137,15 +157,16 @@ def main() -> None:
                    f"{os.cpu_count()} cores, {torch.get_num_threads()} threads")
     print(f"\n{datetime.date.today()} on {device}, torch {torch.__version__}, "
           f"steps={args.steps}, seed={args.seed}, inr_variance={args.inr_variance}, "
-          f"cd_repeats={args.cd_repeats}, lambda_manifold={args.lambda_manifold}")
-    print("\n| data | method | n | validity | MSE | concentration | CD (Acc F - Acc F^c) "
-          "| s/query |")
+          f"cd_repeats={args.cd_repeats}, lambda_manifold={args.lambda_manifold}, "
+          f"dep_target={args.dep_target}")
+    print("\n| data | method | n | validity | MSE | concentration | CD ± std over seeds "
+          "(Acc F - Acc F^c) | s/query |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['dataset']} {r['pair']} | {r['method']} | {r['n']} | {r['validity']:.3f} "
               f"| {r['mse_mean']:.4f} ± {r['mse_std']:.4f} "
               f"| {r['conc_mean']:.3f} ± {r['conc_std']:.3f} "
-              f"| {r['cd']:.3f} ({r['acc_F']:.3f} - {r['acc_Fc']:.3f}) "
+              f"| {r['cd']:.3f} ± {r['cd_std']:.3f} ({r['acc_F']:.3f} - {r['acc_Fc']:.3f}) "
               f"| {r['seconds_per_query']:.2f} |")
     if args.timing:
         print("\n" + json.dumps(one_query_timing(args)))

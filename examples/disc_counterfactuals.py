@@ -65,7 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     explainer = DISC(
         model, shape=X.shape[1:],
         prior=INRPrior(variance=100.0 * (28 / 96) ** 2),  # paper's frequencies per pixel
-        manifold=DEPConsistency(model.loss_predictor(), float(model.low_loss_score)),
+        # s* per target class: the median DEP score of real training images of that class
+        manifold=DEPConsistency(model.loss_predictor(), model.class_loss_scores),
         schedule=ProgressiveSchedule(steps_per_stage=50, kappa=0.7),
     )
     start = time.perf_counter()

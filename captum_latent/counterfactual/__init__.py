@@ -4,8 +4,9 @@ Counterfactuals that need only the trained classifier: an image prior (:class:`T
 :class:`DeepImagePrior`, :class:`INRPrior`) is optimised per query so that the classifier
 predicts a target class while semantics are preserved in pixel space
 (:class:`PixelSemantics`, ISO) or in the classifier's feature space (:class:`FeatureSemantics`,
-LSO), optionally staying on the data manifold (:class:`DEPConsistency`,
-:class:`DUQConsistency`), with progressive optimisation (:class:`ProgressiveSchedule`).
+LSO), optionally staying on the data manifold (:class:`DEPConsistency` with a
+:class:`DEPClassifier`, :class:`DUQConsistency` with a :class:`DUQClassifier`), with
+progressive optimisation (:class:`ProgressiveSchedule`).
 :class:`DISCGenerator` runs batches of queries together.
 """
 
@@ -18,6 +19,13 @@ from captum_latent.counterfactual.dep import (
     dep_faces_classifier,
     ranking_loss,
     train_dep_classifier,
+)
+from captum_latent.counterfactual.duq import (
+    DUQClassifier,
+    DUQConfig,
+    duq_digits_classifier,
+    gradient_penalty,
+    train_duq_classifier,
 )
 from captum_latent.counterfactual.generator import CounterfactualResult, DISCGenerator
 from captum_latent.counterfactual.manifold import (
@@ -46,6 +54,8 @@ __all__ = [
     "DEPConfig",
     "DEPConsistency",
     "DISCGenerator",
+    "DUQClassifier",
+    "DUQConfig",
     "DUQConsistency",
     "DeepImagePrior",
     "FixedSchedule",
@@ -61,7 +71,10 @@ __all__ = [
     "default_feature_layers",
     "dep_digits_classifier",
     "dep_faces_classifier",
+    "duq_digits_classifier",
+    "gradient_penalty",
     "ranking_loss",
     "train_dep_classifier",
+    "train_duq_classifier",
     "total_variation",
 ]

@@ -11,6 +11,12 @@ contrastive ranking loss (Eq. 6)::
 over the pairs formed by the two halves of each mini-batch (the paper writes a sum; the mean
 only rescales ``beta2``). :func:`dep_digits_classifier` / :func:`dep_faces_classifier` return
 the trained zoo models, cached like the zoo's own.
+
+The ranking loss fixes only the *order* of ``s_hat``, so the target ``s*`` of Eq. 8 must be
+read off the predictor's own scale: :meth:`DEPClassifier.calibrate` stores, per class, the
+median ``s_hat`` of the correctly classified training images (``class_loss_scores``: the
+level a typical real image of that class reaches) and, for reference, the 10% quantile over
+all of them (``low_loss_score``).
 """
 
 from __future__ import annotations
@@ -89,9 +95,14 @@ class DEPClassifier(SmallCNN):
 
     Attributes
     ----------
+    class_loss_scores : torch.Tensor
+        ``(num_classes,)`` buffer: median ``s_hat`` of the correctly classified training
+        images of each class; ``class_loss_scores[target]`` is the default ``s*`` of Eq. 8
+        (set by :meth:`calibrate`, called by :func:`train_dep_classifier`).
     low_loss_score : torch.Tensor
-        Scalar buffer: the 10% quantile of ``s_hat`` on the training images, a natural
-        target ``s*`` for Eq. 8 (set by :func:`train_dep_classifier`).
+        Scalar buffer: the 10% quantile of ``s_hat`` over all training images (the previous
+        default ``s*``; it lies below the typical level of the harder classes, see
+        docs/methods/disc.md).
 
     Examples
     --------
@@ -111,6 +122,7 @@ class DEPClassifier(SmallCNN):
             "out": nn.Linear(2 * loss_hidden, 1),
         })
         self.register_buffer("low_loss_score", torch.tensor(0.0))
+        self.register_buffer("class_loss_scores", torch.zeros(num_classes))
 
     def forward_with_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(logits, s_hat)`` from one pass through the conv blocks."""
@@ -124,6 +136,41 @@ class DEPClassifier(SmallCNN):
     def predict_loss(self, x: torch.Tensor) -> torch.Tensor:
         """Predicted classification loss ``s_hat = G(x)``, shape ``(B,)``."""
         return self.forward_with_loss(x)[1]
+
+    @torch.no_grad()
+    def calibrate(self, images: torch.Tensor, labels: torch.Tensor,
+                  batch_size: int = 512) -> None:
+        """Set ``class_loss_scores`` and ``low_loss_score`` from labelled (training) images.
+
+        Per class: the median ``s_hat`` of its images the model classifies correctly (all
+        its images if none is; the overall median if the class has no image). The model's
+        mode is left as it is.
+
+        Examples
+        --------
+        >>> import torch
+        >>> model = DEPClassifier(1, 3, 8, width=4, hidden=8, loss_hidden=4).eval()
+        >>> model.calibrate(torch.rand(12, 1, 8, 8), torch.arange(12) % 3)
+        >>> model.class_loss_scores.shape
+        torch.Size([3])
+        """
+        if labels.shape != (images.shape[0],):
+            raise ValueError(f"labels must have shape ({images.shape[0]},), got "
+                             f"{tuple(labels.shape)}")
+        scores, correct = [], []
+        for start in range(0, len(labels), batch_size):
+            logits, s_hat = self.forward_with_loss(images[start:start + batch_size])
+            scores.append(s_hat)
+            correct.append(logits.argmax(1) == labels[start:start + batch_size])
+        s, ok = torch.cat(scores), torch.cat(correct)
+        table = torch.full_like(self.class_loss_scores, float(s.median()))
+        for k in range(len(table)):
+            in_class = labels == k
+            chosen = in_class & ok if bool((in_class & ok).any()) else in_class
+            if bool(chosen.any()):
+                table[k] = s[chosen].median()
+        self.class_loss_scores.copy_(table)
+        self.low_loss_score.fill_(float(torch.quantile(s, 0.1)))
 
     def loss_predictor(self) -> nn.Module:
         """``G`` as a module mapping images to ``(B,)`` predicted losses (for
@@ -208,9 +255,8 @@ def train_dep_classifier(dataset: ImageDataset, config: DEPConfig, progress: boo
                 bar.update(1)
         bar.close()
         model.eval()
+    model.calibrate(x, y)
     with torch.no_grad():
-        train_scores = model.predict_loss(x)
-        model.low_loss_score.fill_(float(torch.quantile(train_scores, 0.1)))
         logits, s_hat = model.forward_with_loss(dataset.test.images)
         true = F.cross_entropy(logits, dataset.test.labels, reduction="none")
     metrics = {
@@ -247,7 +293,15 @@ def _cached(config: DEPConfig, progress: bool) -> DEPClassifier:
             save_entry(path, entry)
     model = DEPClassifier(c, dataset.num_classes, h, width=config.width, hidden=config.hidden,
                           loss_hidden=config.loss_hidden)
-    model.load_state_dict(entry["state_dict"])
+    state = entry["state_dict"]
+    if "class_loss_scores" not in state:  # cached before the per-class targets existed
+        model.load_state_dict(state, strict=False)
+        model.eval()
+        model.calibrate(dataset.train.images, dataset.train.labels)
+        with _LOCK:
+            save_entry(path, {**entry, "state_dict": model.state_dict()})
+    else:
+        model.load_state_dict(state)
     model.eval()
     model.zoo_metrics = dict(entry["metrics"])  # type: ignore[assignment]
     return model

@@ -33,12 +33,27 @@ class ClassifierDiscrepancy:
         Test accuracy of ``F^c`` (trained on ``[X0, counterfactuals]``), mean over repeats.
     repeats : int
         Number of training seeds averaged.
+    per_repeat : tuple of float
+        The discrepancy of each training seed (their mean is ``discrepancy``).
     """
 
     discrepancy: float
     reference_accuracy: float
     counterfactual_accuracy: float
     repeats: int = 1
+    per_repeat: tuple[float, ...] = ()
+
+    @property
+    def std(self) -> float:
+        """Sample standard deviation of ``per_repeat`` (0 for a single repeat).
+
+        With few training images ``F^c`` can settle on a rule that does not transfer for some
+        seeds and not for others, so report ``discrepancy`` with this spread."""
+        n = len(self.per_repeat)
+        if n < 2:
+            return 0.0
+        mean = sum(self.per_repeat) / n
+        return (sum((v - mean) ** 2 for v in self.per_repeat) / (n - 1)) ** 0.5
 
 
 @dataclass(frozen=True)
@@ -179,10 +194,11 @@ def classifier_discrepancy(
         return torch.cat([a.to(device), b.to(device)]), y
 
     real, fake = labelled(x0, x1), labelled(x0, counterfactuals)
-    ref_acc = cf_acc = 0.0
+    ref, cf = [], []
     for r in range(repeats):
         seeded = dataclasses.replace(trainer, seed=trainer.seed + r)
-        reference, counterfactual = seeded.fit(*real), seeded.fit(*fake)
-        ref_acc += _accuracy(reference, test_images, test_labels) / repeats
-        cf_acc += _accuracy(counterfactual, test_images, test_labels) / repeats
-    return ClassifierDiscrepancy(ref_acc - cf_acc, ref_acc, cf_acc, repeats)
+        ref.append(_accuracy(seeded.fit(*real), test_images, test_labels))
+        cf.append(_accuracy(seeded.fit(*fake), test_images, test_labels))
+    ref_acc, cf_acc = sum(ref) / repeats, sum(cf) / repeats
+    return ClassifierDiscrepancy(ref_acc - cf_acc, ref_acc, cf_acc, repeats,
+                                 tuple(a - b for a, b in zip(ref, cf)))

@@ -3,7 +3,8 @@
 Data: :func:`digits`, :func:`faces`, :func:`photograph`. Models, trained in-process on first
 use, deterministic by seed and cached on disk (see :func:`cache_dir`):
 :func:`digits_classifier`, :func:`faces_classifier`, :func:`digits_gan`, and the DEP-trained
-classifiers of DISC, :func:`dep_digits_classifier`, :func:`dep_faces_classifier`.
+classifiers of DISC, :func:`dep_digits_classifier`, :func:`dep_faces_classifier`, and its
+DUQ model :func:`duq_digits_classifier`.
 
 Examples
 --------
@@ -23,6 +24,7 @@ from captum_latent.zoo._loaders import (
     dep_faces_classifier,
     digits_classifier,
     digits_gan,
+    duq_digits_classifier,
     faces_classifier,
     generator_quality,
 )
@@ -55,6 +57,7 @@ __all__ = [
     "digits",
     "digits_classifier",
     "digits_gan",
+    "duq_digits_classifier",
     "faces",
     "faces_classifier",
     "generator_quality",

@@ -203,3 +203,14 @@ def dep_faces_classifier(seed: int = 0, progress: bool = True) -> nn.Module:
     from captum_latent.counterfactual.dep import dep_faces_classifier as load
 
     return load(seed=seed, progress=progress)
+
+
+def duq_digits_classifier(seed: int = 0, progress: bool = True) -> nn.Module:
+    """A DUQ model of the zoo digits (RBF centroids, gradient penalty) for DISC's Eq. 9.
+
+    ``(B, 1, 28, 28)`` to ``(B, 10)`` kernel similarities; trained on first use and cached;
+    defined in :func:`captum_latent.counterfactual.duq_digits_classifier`.
+    """
+    from captum_latent.counterfactual.duq import duq_digits_classifier as load
+
+    return load(seed=seed, progress=progress)

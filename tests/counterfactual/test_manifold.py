@@ -66,10 +66,11 @@ def test_dep_term_pulls_the_predicted_loss_to_the_target(small_dep_model, digits
     assert with_dep.validity >= 0.8
 
 
-def test_dep_models_are_cached_by_config():
+def test_dep_models_are_cached_by_config(tmp_path, monkeypatch):
     from captum_latent.counterfactual.dep import DEPConfig, _cached
     from captum_latent.zoo._cache import cache_path
 
+    monkeypatch.setenv("CAPTUM_LATENT_CACHE", str(tmp_path))  # cold, even with a dev cache
     config = DEPConfig(dataset="faces", epochs=1, width=4, hidden=8, loss_hidden=8)
     assert not cache_path("faces_dep_classifier", config).exists()
     first = _cached(config, progress=False)
@@ -80,3 +81,69 @@ def test_dep_models_are_cached_by_config():
         assert torch.equal(a, b), name
     assert first.zoo_metrics == second.zoo_metrics
     assert set(first.zoo_metrics) >= {"test_accuracy", "test_loss_spearman"}
+
+
+def test_dep_term_takes_one_target_per_class():
+    class Const(torch.nn.Module):
+        def forward(self, x):
+            return x.flatten(1).sum(1)
+
+    term = DEPConsistency(Const(), target_loss=torch.tensor([0.0, -1.0, 2.0]))
+    x = torch.tensor([1.0, 1.0, 1.0]).view(3, 1, 1, 1)
+    out = term(x, torch.zeros(3, dtype=torch.long), torch.tensor([0, 1, 2]))
+    assert out.tolist() == [1.0, 2.0, 1.0]  # |1 - s*[target]|
+    assert DEPConsistency(Const(), target_loss=[0.5]).target_loss.tolist() == [0.5]
+    with pytest.raises(ValueError, match="out of range"):
+        term(x, torch.zeros(3, dtype=torch.long), torch.tensor([0, 1, 3]))
+    for bad in (float("nan"), [1.0, float("inf")], [[1.0]], []):
+        with pytest.raises(ValueError, match="target_loss"):
+            DEPConsistency(Const(), target_loss=bad)
+    with pytest.raises(TypeError, match="target_loss"):
+        DEPConsistency(Const(), target_loss="low")
+
+
+def test_calibration_stores_each_class_median_score(small_dep_model, digits_data):
+    model, _ = small_dep_model
+    x, y = digits_data.train.images, digits_data.train.labels
+    with torch.no_grad():
+        logits, s_hat = model.forward_with_loss(x)
+    ok = logits.argmax(1) == y
+    for k in (0, 3, 8):
+        expected = s_hat[(y == k) & ok].median()
+        assert float(model.class_loss_scores[k]) == pytest.approx(float(expected), abs=1e-5)
+    # classes differ in their typical score: one global s* cannot suit every target class
+    assert float(model.class_loss_scores.max() - model.class_loss_scores.min()) > 0.1
+    with pytest.raises(ValueError, match="labels"):
+        model.calibrate(x[:4], y[:3])
+
+
+def test_presets_use_the_target_class_score_by_default(small_dep_model):
+    from captum_latent.counterfactual.presets import table1_generator
+
+    model, _ = small_dep_model
+    gen = table1_generator("LSO + INR + DEP", model)
+    torch.testing.assert_close(gen.manifold.target_loss, model.class_loss_scores)
+    low = table1_generator("LSO + INR + DEP", model, dep_target="low")
+    assert low.manifold.target_loss == float(model.low_loss_score)
+    with pytest.raises(ValueError, match="dep_target"):
+        table1_generator("LSO + INR + DEP", model, dep_target="median")
+    with pytest.raises(ValueError, match="duq_model"):
+        table1_generator("LSO + INR + DUQ", model)
+    duq = table1_generator("LSO + INR + DUQ", model, duq_model=lambda x: x)
+    assert isinstance(duq.manifold, DUQConsistency) and duq.manifold.margin == 0.5
+
+
+def test_older_cache_entries_get_their_class_targets_on_load(tmp_path, monkeypatch):
+    from captum_latent.counterfactual.dep import DEPConfig, _cached
+    from captum_latent.zoo._cache import cache_path, load_entry, save_entry
+
+    monkeypatch.setenv("CAPTUM_LATENT_CACHE", str(tmp_path))
+    config = DEPConfig(dataset="faces", epochs=1, width=4, hidden=8, loss_hidden=8)
+    fresh = _cached(config, progress=False)
+    path = cache_path("faces_dep_classifier", config)
+    entry = load_entry(path)
+    del entry["state_dict"]["class_loss_scores"]  # as cached before the per-class targets
+    save_entry(path, entry)
+    migrated = _cached(config, progress=False)
+    torch.testing.assert_close(migrated.class_loss_scores, fresh.class_loss_scores)
+    assert "class_loss_scores" in load_entry(path)["state_dict"]  # rewritten once

@@ -66,7 +66,9 @@ def test_unchanged_queries_give_a_large_discrepancy(pair):
     x0, x1, test, labels = pair
     cd = classifier_discrepancy(x0, x1, x0.clone(), test, labels, DiscrepancyTrainer(epochs=15),
                                 repeats=2)
-    assert cd.repeats == 2
+    assert cd.repeats == 2 and len(cd.per_repeat) == 2
+    assert sum(cd.per_repeat) / 2 == pytest.approx(cd.discrepancy)
+    assert cd.std == pytest.approx(abs(cd.per_repeat[0] - cd.per_repeat[1]) / 2 ** 0.5)
     assert cd.discrepancy > 0.3
     assert cd.counterfactual_accuracy < 0.65
 

@@ -11,6 +11,7 @@ from captum_latent.report._writer import SectionWriter
 @register_section(
     "disc", "DISC: counterfactuals by deep model inversion", order=60,
     description="zoo digits 3 -> 8: query, counterfactual and difference map per prior",
+    see_also=("zoo",),
 )
 def disc_section(writer: SectionWriter) -> None:
     import matplotlib
@@ -40,7 +41,8 @@ def disc_section(writer: SectionWriter) -> None:
         "representation with Fourier features and SIREN layers) is optimised until the "
         "classifier predicts the target class, while the classifier's conv-block features "
         "(LSO) stay close to the query's. '+ DEP' adds the manifold-consistency term of a loss "
-        "predictor trained jointly with the classifier. Here: zoo digits, 3 -> 8"
+        "predictor trained jointly with the classifier, pulled to the predicted loss that real "
+        "images of the target class typically get. Here: zoo digits, 3 -> 8"
         + (" (quick mode: plain zoo classifier, no DEP, short runs)." if writer.quick else ".")
     )
     rows, results = [], []

@@ -111,3 +111,32 @@ def test_solver_input_validation():
         StructuredTVProblem(torch.zeros(1, 12), 0.0, torch.ones(1), (3, 3))
     with pytest.raises(ValueError, match="bound"):
         StructuredTVProblem(torch.zeros(1, 12), 0.1, -torch.ones(1), (3, 3))
+
+
+def test_float32_problem_matches_float64():
+    """Single precision (e.g. on a GPU): same optimum to the tolerance, still feasible."""
+    b = torch.cat([_moments((12, 12), s) for s in range(2)])
+    p64 = StructuredTVProblem.from_moments(b, 0.1, k_l=0.05)
+    p32 = StructuredTVProblem.from_moments(b.float(), 0.1, k_l=0.05)
+    s64 = FastTVSolver().solve(p64).certificate
+    s32 = FastTVSolver().solve(p32).certificate
+    assert s32.objective.dtype == torch.float32 and bool(s32.converged.all())
+    assert torch.allclose(s32.objective.double(), s64.objective, rtol=3e-4)
+    assert bool((s32.feasibility_violation <= 1e-6 * p32.bound).all())
+
+
+def test_iterate_averaging_is_optional():
+    b = _moments((14, 14), 2)
+    prob = StructuredTVProblem.from_moments(b, 0.1, k_l=0.05)
+    ref = CvxpyTVSolver().solve(prob).certificate.objective.item()
+    for every in (0, 1, 5, 7):
+        cert = FastTVSolver(tol=1e-4, average_every=every).solve(prob).certificate
+        assert bool(cert.converged.all())
+        assert abs(cert.objective.item() - ref) <= 1e-4 * ref
+    with pytest.raises(ValueError, match="average_every"):
+        FastTVSolver(average_every=-1)
+    with pytest.raises(ValueError, match="warm_start"):
+        FastTVSolver().solve(
+            StructuredTVProblem.from_moments(torch.cat([b, b]), 0.1, k_l=0.05),
+            warm_start=FastTVSolver().solve(prob).state,
+        )

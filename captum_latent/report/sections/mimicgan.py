@@ -11,6 +11,7 @@ from captum_latent.report._writer import SectionWriter
 @register_section(
     "mimicgan", "MimicGAN: blind recovery and clean-then-classify", order=50,
     description="corrupted digits, PGD and MimicGAN recoveries, accuracy and PSNR",
+    see_also=("zoo", "generative"),
 )
 def mimicgan_section(writer: SectionWriter) -> None:
     import matplotlib

@@ -122,6 +122,10 @@ PRESETS: dict[str, MimicGANConfig] = {
     # at 1e-3 and above it drifts to images the classifier misreads (docs/methods/mimicgan.md)
     "digits_dropped_pixels": MimicGANConfig(0.0, 0.0, 2.5e-4, 2e-2, outer_iterations=12,
                                             surrogate_steps=5, observation_loss="l2"),
+    # the defence (benchmarks/mimicgan.py --defence): a slow surrogate that stays near the
+    # identity; tuned on FGSM / PGD (epsilon 0.1) attacks of 128 training digits
+    "digits_adversarial": MimicGANConfig(0.0, 0.0, 5e-4, 2e-2, outer_iterations=12,
+                                         surrogate_steps=5),
 }
 
 

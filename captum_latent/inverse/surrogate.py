@@ -11,9 +11,10 @@ class ShallowSurrogate(nn.Module):
     a learned per-pixel mask, a learned skip connection, then ``tanh``.
 
     ``f_hat(x) = tanh(m * h(x) + s * x)`` where ``h`` is the conv stack, ``m`` a learned
-    ``(C, H, W)`` mask and ``s`` a learned per-channel skip weight. It starts close to the
-    identity on images in [0, 1] (``m = 0.1``, ``s = 1``) so the first inversions behave like
-    PGD; ``tanh`` lets it express sign flips (negatives) and saturation (thresholds).
+    ``(C, H, W)`` mask and ``s`` a learned per-channel skip weight. It starts close to
+    ``tanh(x)`` (``m = 0.1``, ``s = 1``): near the identity on the dark pixels of images in
+    [0, 1], compressing bright ones (``tanh(1) = 0.76``); ``tanh`` lets it express sign flips
+    (negatives) and saturation (thresholds).
 
     Parameters
     ----------

@@ -202,7 +202,8 @@ class MimicGAN:
     ) -> None:
         if isinstance(config, str):
             if config not in PRESETS:
-                raise ValueError(f"config must be a MimicGANConfig or a preset in {sorted(PRESETS)}, "
+                raise ValueError(f"config must be a MimicGANConfig or a preset in "
+                                 f"{sorted(PRESETS)}, "
                                  f"got {config!r}")
             config = PRESETS[config]
         if not isinstance(config, MimicGANConfig):

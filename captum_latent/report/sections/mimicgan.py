@@ -46,7 +46,8 @@ def mimicgan_section(writer: SectionWriter) -> None:
         "surrogate network that mimics the corruption while searching the "
         + writer.link("zoo", "zoo DCGAN") + "'s latent space for the clean images (alternating "
         "RMSprop steps). PGD / Defense-GAN is the special case with an identity surrogate. "
-        f"Below: {n} zoo test digits per corruption, presets <code>digits_&lt;corruption&gt;</code>."
+        f"Below: {n} zoo test digits per corruption, presets "
+        "<code>digits_&lt;corruption&gt;</code>."
         "</p>")
     rows, shown = [], []
     for name in names:

@@ -38,11 +38,12 @@ from captum_latent.distributed._storage import (
     scan_status,
     write_manifest,
 )
+from captum_latent.distributed._weights import weights_hash
 from captum_latent.distributed._work import Unit, run_unit
 
 BACKENDS = ("local", "ray")
-_FINGERPRINT_FIELDS = ("n_items", "images_sha256", "explainer", "seed", "kwargs_sha256",
-                       "chunking")
+_FINGERPRINT_FIELDS = ("n_items", "images_sha256", "explainer", "weights_sha256", "seed",
+                       "kwargs_sha256", "chunking")
 
 
 def explain_dataset(
@@ -166,8 +167,11 @@ def explain_dataset(
     Notes
     -----
     The fingerprint covers the number of items, a SHA-256 of the images, the explainer's
-    class, the seed, the arguments and (for MimicGAN) the chunk size. The explainer's own
-    weights are not part of it: after changing the model, use a new ``out``.
+    class, a SHA-256 of the weights of the models behind it, the seed, the arguments and (for
+    MimicGAN) the chunk size. Models are found through the explainer's attributes and its
+    forward function (a module, a bound method, a closure, a ``functools.partial``, or a
+    module-level name that a function of yours uses); a model out of reach (a remote service)
+    is not covered: after changing such a model, use a new ``out``.
     One run per directory at a time (a ``.lock`` file guards it).
 
     Examples
@@ -368,6 +372,7 @@ def _manifest(adapter: ExplainerAdapter, items: Items, images_sha256: str, seed:
         "n_items": len(items),
         "images_sha256": images_sha256,
         "explainer": adapter.name,
+        "weights_sha256": weights_hash(adapter.explainer),
         "seed": int(seed),
         "kwargs_sha256": content_hash({"explain_kwargs": fixed, "per_item_kwargs": varying}),
         "chunking": int(chunk_size) if adapter.batched else "per-item",

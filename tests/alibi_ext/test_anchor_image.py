@@ -11,6 +11,7 @@ from alibi.api.interfaces import Explanation
 from alibi.explainers import AnchorImage
 
 from alibi_ext import GANAnchorImage
+from captum_latent.distributed._weights import find_modules, weights_hash
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +27,21 @@ def predict(digits_classifier):
 @pytest.fixture(scope="module")
 def explanation(predict, digits_gan, digits_data):
     explainer = GANAnchorImage(predict, (28, 28, 1), digits_gan.generator, seed=0)
+    _WEIGHTS_BEFORE[id(explainer)] = weights_hash(explainer)
     image = digits_data.test.images[0].permute(1, 2, 0).numpy()
     return explainer, explainer.explain(image, threshold=0.9, max_anchor_size=4)
+
+
+_WEIGHTS_BEFORE: dict = {}
+
+
+def test_explaining_changes_no_weight(explanation, digits_classifier, digits_gan):
+    """explain_dataset fingerprints the models before a resumed run: an explanation must not
+    change them (the generator runs without updating its batch-norm buffers)."""
+    explainer, _ = explanation
+    found = {id(m) for m in find_modules(explainer)}
+    assert {id(digits_classifier), id(digits_gan.generator)} <= found
+    assert weights_hash(explainer) == _WEIGHTS_BEFORE[id(explainer)]
 
 
 def test_is_an_alibi_anchor_image_with_alibi_keys(explanation):

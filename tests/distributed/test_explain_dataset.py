@@ -189,6 +189,47 @@ def test_fingerprint_mismatch_asks_for_overwrite(tmp_path, change, field):
         run.manifest["fingerprint"]
 
 
+def test_a_retrained_model_is_a_different_run(tmp_path):
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(36, 2))
+    explainer = LEG(net)
+    images = torch.rand(3, 1, 6, 6)
+    kw = {"explain_kwargs": {"target": 0, "n_samples": 50}, "out": tmp_path}
+    first = explain_dataset(explainer, images, **kw)
+    assert first.manifest["weights_sha256"] is not None
+    again = explain_dataset(explainer, images, **kw)  # same weights: resumes, nothing to do
+    assert again.complete and again.manifest["fingerprint"] == first.manifest["fingerprint"]
+    with torch.no_grad():
+        net[1].weight.mul_(2.0)
+    with pytest.raises(ValueError, match="holds a different run.*weights_sha256.*overwrite"):
+        explain_dataset(explainer, images, **kw)
+
+
+def test_explaining_leaves_the_weights_hash_unchanged(digits_data, digits_classifier,
+                                                      digits_gan):
+    """The fingerprint is taken before a resumed run: explaining must not change it (no model
+    trained or buffer updated in place), or every resume would refuse its own run.
+    GANAnchorImage is checked in tests/alibi_ext/test_anchor_image.py."""
+    from alibi_ext import DISC
+    from captum_latent.counterfactual import FixedSchedule, PixelSemantics, TVL2Prior
+    from captum_latent.distributed._weights import weights_hash
+    from captum_latent.inverse import MimicGAN, MimicGANConfig, corruptions
+
+    x = digits_data.test.images[:25]
+    mimic = MimicGAN(digits_gan.generator, config=MimicGANConfig(
+        outer_iterations=1, surrogate_steps=2, code_steps=2))
+    disc = DISC(digits_classifier, shape=(28, 28, 1), prior=TVL2Prior(lr=0.05),
+                semantics=PixelSemantics(), schedule=FixedSchedule(steps=5))
+    runs = [
+        (mimic, lambda: mimic.recover(corruptions.blur_negative(x), seed=0)),
+        (disc, lambda: disc.explain(x[:1].permute(0, 2, 3, 1).numpy(), target_class=3)),
+    ]
+    for explainer, explain in runs:
+        before = weights_hash(explainer)
+        assert before is not None, type(explainer).__name__
+        explain()
+        assert weights_hash(explainer) == before, type(explainer).__name__
+
+
 def test_out_must_be_empty_or_a_run(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="holds no explain_dataset run.*notes.txt"):

@@ -28,11 +28,10 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from captum_latent.counterfactual._training import accuracy, random_hflip, random_shift
-from captum_latent.zoo import ImageDataset, SmallCNN
+from captum_latent.zoo import ImageDataset, SmallCNN, accuracy
 from captum_latent.zoo._cache import cache_path, load_entry, save_entry
+from captum_latent.zoo._trainer import fit_minibatches, seeded
 
 __all__ = [
     "DEPClassifier",
@@ -220,41 +219,28 @@ def train_dep_classifier(dataset: ImageDataset, config: DEPConfig, progress: boo
                          f"{config.batch_size}")
     c, h, _ = dataset.image_shape
     start = time.perf_counter()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)  # module initialisation only
-        gen = torch.Generator().manual_seed(config.seed)
+    with seeded(config.seed) as gen:
         model = DEPClassifier(c, dataset.num_classes, h, width=config.width,
                               hidden=config.hidden, loss_hidden=config.loss_hidden)
         opt = torch.optim.AdamW(model.parameters(), lr=config.lr,
                                 weight_decay=config.weight_decay)
         x, y = dataset.train.images, dataset.train.labels
-        n = len(y)
-        steps = (n + config.batch_size - 1) // config.batch_size
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr,
-                                                    total_steps=config.epochs * steps)
-        bar = tqdm(total=config.epochs * steps, disable=not progress, unit="step",
-                   desc=f"DEP: {dataset.name} classifier", leave=False)
-        model.train()
-        for _ in range(config.epochs):
-            order = torch.randperm(n, generator=gen)
-            for i in range(steps):
-                idx = order[i * config.batch_size:(i + 1) * config.batch_size]
-                if len(idx) < 2:
-                    continue
-                xb = random_shift(x[idx], config.max_shift, gen)
-                if config.hflip:
-                    xb = random_hflip(xb, gen)
-                logits, s_hat = model.forward_with_loss(xb)
-                losses = F.cross_entropy(logits, y[idx], reduction="none")
-                total = config.beta1 * losses.mean() + config.beta2 * ranking_loss(
-                    s_hat, losses, config.margin)
-                opt.zero_grad(set_to_none=True)
-                total.backward()
-                opt.step()
-                sched.step()
-                bar.update(1)
-        bar.close()
-        model.eval()
+
+        def joint_loss(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:  # Eq. 7
+            logits, s_hat = model.forward_with_loss(xb)
+            losses = F.cross_entropy(logits, yb, reduction="none")
+            return config.beta1 * losses.mean() + config.beta2 * ranking_loss(
+                s_hat, losses, config.margin)
+
+        fit_minibatches(
+            model, x, y, joint_loss, opt,
+            lambda o, total: torch.optim.lr_scheduler.OneCycleLR(
+                o, max_lr=config.lr, total_steps=total),
+            epochs=config.epochs, batch_size=config.batch_size, gen=gen,
+            max_shift=config.max_shift, hflip=config.hflip, paired_offsets=True,
+            min_batch=2,  # the ranking loss pairs the two halves of a batch
+            desc=f"DEP: {dataset.name} classifier", progress=progress,
+        )
     model.calibrate(x, y)
     with torch.no_grad():
         logits, s_hat = model.forward_with_loss(dataset.test.images)

@@ -22,7 +22,6 @@ its class prediction. :func:`duq_digits_classifier` returns a trained zoo model,
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -30,11 +29,10 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from captum_latent.counterfactual._training import accuracy, random_hflip, random_shift
-from captum_latent.zoo import ImageDataset
+from captum_latent.zoo import ImageDataset, accuracy
 from captum_latent.zoo._cache import cache_path, load_entry, save_entry
+from captum_latent.zoo._trainer import fit_minibatches, seeded
 
 __all__ = [
     "DUQClassifier",
@@ -213,44 +211,36 @@ def train_duq_classifier(dataset: ImageDataset, config: DUQConfig, progress: boo
         raise ValueError("config.batch_size and config.epochs must be >= 1")
     c, h, _ = dataset.image_shape
     start = time.perf_counter()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)  # module initialisation only
-        gen = torch.Generator().manual_seed(config.seed)
+    with seeded(config.seed) as gen:
         model = DUQClassifier(c, dataset.num_classes, h, width=config.width,
                               hidden=config.hidden, embedding=config.embedding,
                               length_scale=config.length_scale, gamma=config.gamma)
         opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                               weight_decay=config.weight_decay)
         x, y = dataset.train.images, dataset.train.labels
-        n = len(y)
-        steps = math.ceil(n / config.batch_size)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs * steps)
-        bar = tqdm(total=config.epochs * steps, disable=not progress, unit="step",
-                   desc=f"DUQ: {dataset.name} classifier", leave=False)
-        model.train()
-        for _ in range(config.epochs):
-            order = torch.randperm(n, generator=gen)
-            for i in range(steps):
-                idx = order[i * config.batch_size:(i + 1) * config.batch_size]
-                xb = random_shift(x[idx], config.max_shift, gen)
-                if config.hflip:
-                    xb = random_hflip(xb, gen)
-                xb.requires_grad_(True)
-                kernel = model(xb)
-                target = F.one_hot(y[idx], dataset.num_classes).to(kernel)
-                loss = F.binary_cross_entropy(kernel, target)
-                if config.penalty > 0:
-                    loss = loss + config.penalty * gradient_penalty(xb, kernel)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                model.eval()  # centroids from batch-norm running statistics, as in DUQ
-                model.update_centroids(xb.detach(), y[idx])
-                model.train()
-                bar.update(1)
-        bar.close()
-        model.eval()
+
+        def duq_loss(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+            xb.requires_grad_(True)  # for the gradient penalty
+            kernel = model(xb)
+            target = F.one_hot(yb, dataset.num_classes).to(kernel)
+            loss = F.binary_cross_entropy(kernel, target)
+            if config.penalty > 0:
+                loss = loss + config.penalty * gradient_penalty(xb, kernel)
+            return loss
+
+        def move_centroids(xb: torch.Tensor, yb: torch.Tensor) -> None:
+            model.eval()  # centroids from batch-norm running statistics, as in DUQ
+            model.update_centroids(xb.detach(), yb)
+            model.train()
+
+        fit_minibatches(
+            model, x, y, duq_loss, opt,
+            lambda o, total: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=total),
+            epochs=config.epochs, batch_size=config.batch_size, gen=gen,
+            max_shift=config.max_shift, hflip=config.hflip, paired_offsets=True,
+            after_step=move_centroids, desc=f"DUQ: {dataset.name} classifier",
+            progress=progress,
+        )
         noise = torch.rand(len(dataset.test), c, h, h, generator=gen)
     with torch.no_grad():
         cert_test = model.certainty(dataset.test.images)

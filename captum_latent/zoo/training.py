@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from captum_latent.zoo._trainer import fit_minibatches, seeded
 from captum_latent.zoo.datasets import ImageDataset
 from captum_latent.zoo.models import DCGANDiscriminator, DCGANGenerator, SmallCNN
 
@@ -76,30 +77,17 @@ def _announce(what: str, path: object) -> None:
     )
 
 
-def _shift(images: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
-    """Random integer translation of each image by up to ``max_shift`` pixels (zero fill)."""
-    if max_shift <= 0:
-        return images
-    b, _, h, w = images.shape
-    padded = F.pad(images, (max_shift,) * 4)
-    dy = torch.randint(0, 2 * max_shift + 1, (b,), generator=gen)
-    dx = torch.randint(0, 2 * max_shift + 1, (b,), generator=gen)
-    rows = (dy[:, None] + torch.arange(h)[None, :])[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(w)[None, :])[:, None, None, :]
-    batch = torch.arange(b)[:, None, None, None]
-    chan = torch.arange(images.shape[1])[None, :, None, None]
-    return padded[batch, chan, rows, cols]
-
-
 @torch.no_grad()
-def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
-    """Top-1 accuracy of ``model`` (evaluated in eval mode, batch by batch)."""
+def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+             batch_size: int = 512) -> float:
+    """Top-1 accuracy of ``model`` (evaluated in eval mode, ``batch_size`` images at a time;
+    the model's mode is restored afterwards)."""
     was_training = model.training
     model.eval()
     correct = 0
-    for start in range(0, len(labels), 512):
-        logits = model(images[start : start + 512])
-        correct += int((logits.argmax(1) == labels[start : start + 512]).sum())
+    for start in range(0, len(labels), batch_size):
+        logits = model(images[start : start + batch_size])
+        correct += int((logits.argmax(1) == labels[start : start + batch_size]).sum())
     model.train(was_training)
     return correct / max(len(labels), 1)
 
@@ -109,40 +97,19 @@ def train_classifier(
 ) -> tuple[SmallCNN, dict[str, float]]:
     """Train a :class:`SmallCNN` on ``dataset.train``; returns the model and its metrics."""
     c, h, _ = dataset.image_shape
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        gen = torch.Generator().manual_seed(config.seed)
+    with seeded(config.seed) as gen:
         model = SmallCNN(c, dataset.num_classes, h, width=config.width, hidden=config.hidden)
         opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         x, y = dataset.train.images, dataset.train.labels
-        n = len(y)
-        steps_per_epoch = (n + config.batch_size - 1) // config.batch_size
-        sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch
-        )
         start = time.perf_counter()
-        bar = tqdm(
-            total=config.epochs * steps_per_epoch, disable=not progress,
-            desc=f"zoo: {dataset.name} classifier", unit="step", leave=False,
+        fit_minibatches(
+            model, x, y, lambda xb, yb: F.cross_entropy(model(xb), yb), opt,
+            lambda o, total: torch.optim.lr_scheduler.OneCycleLR(
+                o, max_lr=config.lr, total_steps=total),
+            epochs=config.epochs, batch_size=config.batch_size, gen=gen,
+            max_shift=config.max_shift, hflip=config.hflip,
+            desc=f"zoo: {dataset.name} classifier", progress=progress,
         )
-        model.train()
-        for _ in range(config.epochs):
-            order = torch.randperm(n, generator=gen)
-            for i in range(steps_per_epoch):
-                idx = order[i * config.batch_size : (i + 1) * config.batch_size]
-                xb = _shift(x[idx], config.max_shift, gen)
-                if config.hflip:
-                    flip = torch.rand(len(idx), generator=gen) < 0.5
-                    xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
-                loss = F.cross_entropy(model(xb), y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-        bar.close()
-        model.eval()
     metrics = {
         "train_accuracy": accuracy(model, x, y),
         "test_accuracy": accuracy(model, dataset.test.images, dataset.test.labels),
@@ -156,9 +123,7 @@ def train_gan(
     evaluate: Callable[[DCGANGenerator], dict[str, float]] | None = None,
 ) -> tuple[DCGANGenerator, DCGANDiscriminator, dict[str, float]]:
     """Train the DCGAN pair on ``dataset.train.images`` (non-saturating loss, Adam)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        gen = torch.Generator().manual_seed(config.seed)
+    with seeded(config.seed) as gen:
         g = DCGANGenerator(config.latent_dim, config.base_channels)
         d = DCGANDiscriminator(config.base_channels)
         for m in [*g.modules(), *d.modules()]:

@@ -1,11 +1,10 @@
-"""Small generators for the core's tests: they train nothing and run in milliseconds."""
+"""Fixtures of the core's tests: a toy generator (tests/toys.py) and images it made."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-
-from .toys import ToyGenerator
+from toys import ToyGenerator
 
 
 @pytest.fixture

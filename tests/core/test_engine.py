@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+from toys import ToyGenerator, devices
 
 from captum_latent.core import (
     CallableObjective,
@@ -17,8 +18,6 @@ from captum_latent.core import (
     Adam,
     sample_thresholds,
 )
-
-from .toys import ToyGenerator, devices
 
 
 def test_reversal_of_generated_images_converges(toy_generator, targets) -> None:

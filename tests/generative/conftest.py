@@ -2,8 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from .toys import ToyGenerator
+from toys import ToyGenerator
 
 
 @pytest.fixture

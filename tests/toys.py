@@ -1,4 +1,8 @@
-"""Small generators for the core's tests: they train nothing and run in milliseconds."""
+"""Toy generators shared by tests/core and tests/generative: they train nothing, run in ms.
+
+Imported as ``from toys import ...``: pytest puts tests/ on ``sys.path`` for the test packages
+below it (the first folder up without an ``__init__.py``).
+"""
 
 from __future__ import annotations
 

@@ -21,7 +21,6 @@ all of them (``low_loss_score``).
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import asdict, dataclass
 
@@ -30,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from captum_latent.zoo import ImageDataset, SmallCNN, accuracy
-from captum_latent.zoo._cache import cache_path, load_entry, save_entry
+from captum_latent.zoo._cache import cache_path, load_or_train, model_entry, update_entry
 from captum_latent.zoo._trainer import fit_minibatches, seeded
 
 __all__ = [
@@ -42,7 +41,6 @@ __all__ = [
     "train_dep_classifier",
 ]
 
-_LOCK = threading.Lock()
 
 
 def ranking_loss(predicted: torch.Tensor, losses: torch.Tensor, margin: float = 1.0
@@ -271,12 +269,8 @@ def _cached(config: DEPConfig, progress: bool) -> DEPClassifier:
     dataset = zoo.digits() if config.dataset == "digits" else zoo.faces()
     c, h, _ = dataset.image_shape
     path = cache_path(f"{config.dataset}_dep_classifier", config)
-    with _LOCK:
-        entry = load_entry(path)
-        if entry is None:
-            model, metrics = train_dep_classifier(dataset, config, progress=progress)
-            entry = {"state_dict": model.state_dict(), "metrics": metrics}
-            save_entry(path, entry)
+    entry = load_or_train(
+        path, lambda: model_entry(*train_dep_classifier(dataset, config, progress=progress)))
     model = DEPClassifier(c, dataset.num_classes, h, width=config.width, hidden=config.hidden,
                           loss_hidden=config.loss_hidden)
     state = entry["state_dict"]
@@ -284,8 +278,7 @@ def _cached(config: DEPConfig, progress: bool) -> DEPClassifier:
         model.load_state_dict(state, strict=False)
         model.eval()
         model.calibrate(dataset.train.images, dataset.train.labels)
-        with _LOCK:
-            save_entry(path, {**entry, "state_dict": model.state_dict()})
+        update_entry(path, {**entry, "state_dict": model.state_dict()})
     else:
         model.load_state_dict(state)
     model.eval()

@@ -22,7 +22,6 @@ its class prediction. :func:`duq_digits_classifier` returns a trained zoo model,
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import asdict, dataclass
 
@@ -31,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from captum_latent.zoo import ImageDataset, accuracy
-from captum_latent.zoo._cache import cache_path, load_entry, save_entry
+from captum_latent.zoo._cache import cache_path, load_or_train, model_entry
 from captum_latent.zoo._trainer import fit_minibatches, seeded
 
 __all__ = [
@@ -42,7 +41,6 @@ __all__ = [
     "train_duq_classifier",
 ]
 
-_LOCK = threading.Lock()
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:
@@ -290,12 +288,8 @@ def duq_digits_classifier(seed: int = 0, progress: bool = True) -> DUQClassifier
     dataset = zoo.digits()
     c, h, _ = dataset.image_shape
     path = cache_path("digits_duq_classifier", config)
-    with _LOCK:
-        entry = load_entry(path)
-        if entry is None:
-            model, metrics = train_duq_classifier(dataset, config, progress=progress)
-            entry = {"state_dict": model.state_dict(), "metrics": metrics}
-            save_entry(path, entry)
+    entry = load_or_train(
+        path, lambda: model_entry(*train_duq_classifier(dataset, config, progress=progress)))
     model = DUQClassifier(c, dataset.num_classes, h, width=config.width, hidden=config.hidden,
                           embedding=config.embedding, length_scale=config.length_scale,
                           gamma=config.gamma)

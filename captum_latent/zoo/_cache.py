@@ -7,8 +7,9 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -17,6 +18,10 @@ CACHE_FORMAT_VERSION = 1
 
 #: Environment variable that overrides the cache directory.
 CACHE_ENV_VAR = "CAPTUM_LATENT_CACHE"
+
+# One lock for every cached model: a loader may need another model while training (the GAN
+# is scored by the classifier), hence re-entrant.
+_LOCK = threading.RLock()
 
 
 def cache_dir() -> Path:
@@ -72,3 +77,25 @@ def save_entry(path: Path, entry: dict[str, Any]) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def load_or_train(path: Path, train: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The cache entry at ``path``; when it is missing or unreadable, ``train()`` makes it and
+    it is saved. Threads asking for the same model together train it once."""
+    with _LOCK:
+        entry = load_entry(path)
+        if entry is None:
+            entry = train()
+            save_entry(path, entry)
+    return entry
+
+
+def update_entry(path: Path, entry: dict[str, Any]) -> None:
+    """Replace the cache entry at ``path`` (under the cache's lock)."""
+    with _LOCK:
+        save_entry(path, entry)
+
+
+def model_entry(model: torch.nn.Module, metrics: dict[str, Any]) -> dict[str, Any]:
+    """The cache entry of a trained model: its state dict and measured metrics."""
+    return {"state_dict": model.state_dict(), "metrics": metrics}

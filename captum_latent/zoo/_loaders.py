@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from captum_latent.zoo._cache import cache_path, load_entry, save_entry
+from captum_latent.zoo._cache import cache_path, load_or_train, model_entry
 from captum_latent.zoo.datasets import digits, faces
 from captum_latent.zoo.models import DCGANDiscriminator, DCGANGenerator, SmallCNN
 from captum_latent.zoo.training import ClassifierConfig, GANConfig, train_classifier, train_gan
 
-_LOCK = threading.Lock()
 
 #: Default training configurations (the cache key is a hash of these).
 DIGITS_CLASSIFIER_CONFIG = ClassifierConfig(dataset="digits", epochs=20, max_shift=2)
@@ -56,15 +54,14 @@ def _classifier(name: str, config: ClassifierConfig, progress: bool) -> SmallCNN
     dataset = digits() if config.dataset == "digits" else faces()
     c, h, _ = dataset.image_shape
     path = cache_path(f"{name}_classifier", config)
-    with _LOCK:
-        entry = load_entry(path)
-        if entry is None:
-            from captum_latent.zoo.training import _announce
 
-            _announce(f"the {name} classifier", path)
-            model, metrics = train_classifier(dataset, config, progress=progress)
-            entry = {"state_dict": model.state_dict(), "metrics": metrics}
-            save_entry(path, entry)
+    def train() -> dict:
+        from captum_latent.zoo.training import _announce
+
+        _announce(f"the {name} classifier", path)
+        return model_entry(*train_classifier(dataset, config, progress=progress))
+
+    entry = load_or_train(path, train)
     model = SmallCNN(c, dataset.num_classes, h, width=config.width, hidden=config.hidden)
     model.load_state_dict(entry["state_dict"])
     return _frozen_eval(model, entry["metrics"])  # type: ignore[return-value]
@@ -160,23 +157,18 @@ def digits_gan(latent_dim: int = 32, seed: int = 0, progress: bool = True) -> GA
         raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
     config = GANConfig(latent_dim=latent_dim, seed=seed)
     path = cache_path("digits_dcgan", config)
-    with _LOCK:
-        entry = load_entry(path)
-    if entry is None:
-        classifier = digits_classifier(progress=progress)
-        with _LOCK:
-            entry = load_entry(path)
-            if entry is None:
-                from captum_latent.zoo.training import _announce
 
-                _announce("the digits DCGAN", path)
-                g, d, metrics = train_gan(
-                    digits(), config, progress=progress,
-                    evaluate=lambda gen: generator_quality(gen, classifier),
-                )
-                entry = {"generator": g.state_dict(), "discriminator": d.state_dict(),
-                         "metrics": metrics}
-                save_entry(path, entry)
+    def train() -> dict:
+        from captum_latent.zoo.training import _announce
+
+        classifier = digits_classifier(progress=progress)
+        _announce("the digits DCGAN", path)
+        g, d, metrics = train_gan(digits(), config, progress=progress,
+                                  evaluate=lambda gen: generator_quality(gen, classifier))
+        return {"generator": g.state_dict(), "discriminator": d.state_dict(),
+                "metrics": metrics}
+
+    entry = load_or_train(path, train)
     g = DCGANGenerator(config.latent_dim, config.base_channels)
     g.load_state_dict(entry["generator"])
     d = DCGANDiscriminator(config.base_channels)

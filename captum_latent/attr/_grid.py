@@ -135,15 +135,24 @@ def _pinv_l1_norm(shape: tuple[int, int], max_exact_pixels: int = 4096) -> float
     return best
 
 
+def _edge_ends(shape: tuple[int, int]) -> tuple[Any, Any]:
+    """Flat pixel indices ``(head, tail)`` of the edges (numpy): ``(D g)_e = g[head] - g[tail]``."""
+    import numpy as np
+
+    h, w = shape
+    idx = np.arange(h * w).reshape(h, w)
+    head = np.concatenate([idx[:, 1:].ravel(), idx[1:, :].ravel()])
+    tail = np.concatenate([idx[:, :-1].ravel(), idx[:-1, :].ravel()])
+    return head, tail
+
+
 def _diff_matrix(shape: tuple[int, int]) -> Any:
     """``D`` as a ``scipy.sparse`` CSR matrix (``m x p``, two non-zeros per row)."""
     import numpy as np
     import scipy.sparse as sp
 
     h, w = shape
-    idx = np.arange(h * w).reshape(h, w)
-    head = np.concatenate([idx[:, 1:].ravel(), idx[1:, :].ravel()])
-    tail = np.concatenate([idx[:, :-1].ravel(), idx[:-1, :].ravel()])
+    head, tail = _edge_ends(shape)
     rows = np.arange(head.size)
     data = np.concatenate([np.ones(head.size), -np.ones(head.size)])
     return sp.csr_matrix(

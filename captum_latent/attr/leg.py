@@ -9,6 +9,7 @@ from captum._utils.typing import TargetType
 from captum.attr import PerturbationAttribution
 from torch import Tensor
 
+from captum_latent.attr._attribute import _Call, _with_common_parameters
 from captum_latent.attr._moments import (
     _check_common,
     _check_model_and_targets,
@@ -73,6 +74,7 @@ class LEG(PerturbationAttribution):
         self.perturbation = perturbation
         self.output_transform = _check_transform(output_transform)
 
+    @_with_common_parameters
     def attribute(  # type: ignore[override]
         self,
         inputs: Any,
@@ -93,72 +95,52 @@ class LEG(PerturbationAttribution):
 
         Parameters
         ----------
-        inputs : Tensor or 1-tuple of Tensor
-            ``(B, C, H, W)`` images; each example is explained separately.
-        target : int, tuple, Tensor or list, optional
-            Captum's target: one for all examples, or one per example.
-        additional_forward_args : optional
-            Extra model arguments; tensors whose first dimension is ``B`` are split per example.
-        n_samples : int, default 500
-            Model evaluations per example (plus one for ``f(x0)``).
-        sigma2 : float, default 0.1
-            Perturbation scale (the paper uses 0.05 to 0.3 for inputs in [0, 1]).
-        perturbations_per_eval : int, default 1
-            Perturbed copies per model call (memory/speed only: results do not change).
-        show_progress : bool, default False
-            Show a tqdm progress bar over model evaluations.
-        grid_size : (int, int), optional
-            Saliency grid; default the input's ``(H, W)``.
-        channel_reduction : {"auto", "sum_abs", "none"}, default "auto"
-            ``"sum_abs"``: sum of absolute per-channel maps (the paper); ``"none"``: keep signed
-            per-channel maps; ``"auto"``: ``"sum_abs"`` when ``C > 1``, signed when ``C == 1``.
-        contrast_target : optional
-            A second target subtracted from the first: ``f9 - f7`` is ``target=9,
-            contrast_target=7``.
-        return_input_shape : bool, default True
-            ``True``: ``(B, C, H, W)`` (grid maps upsampled, combined maps repeated over
-            channels). ``False``: the grid maps, ``(B, C or 1, h, w)``.
-        seed, generator : optional
-            Source of randomness (at most one); perturbations are drawn on the generator's
-            device.
+        <common parameters>
 
         Returns
         -------
         Tensor (or 1-tuple, matching ``inputs``)
+            The empirical LEG, ``Sigma^{-1} mean_i(y~_i z_i)`` per example and channel.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from captum_latent import LEG
+        >>> model = lambda x: x[:, :, 1:3, 1:3].sum(dim=(1, 2, 3)).unsqueeze(1)
+        >>> attr = LEG(model).attribute(torch.zeros(1, 1, 4, 4), target=0, n_samples=50, seed=0)
+        >>> tuple(attr.shape)
+        (1, 1, 4, 4)
         """
-        maps, x, is_tuple = self._leg_maps(
-            inputs, target, additional_forward_args, n_samples, sigma2, perturbations_per_eval,
-            show_progress, grid_size, channel_reduction, contrast_target, seed, generator,
-        )
+        call = _Call.of(locals())
+        maps, x, is_tuple = self._leg_maps(call)
         return _finish(maps, x, channel_reduction, return_input_shape, is_tuple)
 
     def _collect_moments(
-        self,
-        inputs: Any,
-        target: TargetType,
-        additional_forward_args: Any,
-        n_samples: int,
-        sigma2: float,
-        perturbations_per_eval: int,
-        show_progress: bool,
-        grid_size: Optional[tuple[int, int]],
-        channel_reduction: str,
-        contrast_target: TargetType,
-        seed: Optional[int],
-        generator: Optional[torch.Generator],
+        self, call: Any, *legacy: Any
     ) -> tuple[Tensor, Tensor, bool, tuple[int, int]]:
-        """Moment maps ``b`` of shape ``(B, C, h, w)`` (float64) for every example."""
+        """Moment maps ``b`` of shape ``(B, C, h, w)`` (float64) for every example.
+
+        ``call`` is a :class:`_Call`; the older positional form (``inputs, target,
+        additional_forward_args, n_samples, sigma2, perturbations_per_eval, show_progress,
+        grid_size, channel_reduction, contrast_target, seed, generator``) is still accepted.
+        """
+        if not isinstance(call, _Call):
+            names = [f for f in _Call.__dataclass_fields__ if f != "return_input_shape"]
+            call = _Call.of({**dict(zip(names, (call, *legacy))), "return_input_shape": True})
         x, is_tuple, grid = _check_common(
-            inputs, n_samples, perturbations_per_eval, grid_size, channel_reduction
+            call.inputs, call.n_samples, call.perturbations_per_eval, call.grid_size,
+            call.channel_reduction,
         )
+        sigma2 = call.sigma2
         if isinstance(sigma2, bool) or not isinstance(sigma2, (int, float)) or not sigma2 > 0:
             raise ValueError(f"sigma2 must be a float > 0, got {sigma2!r}")
-        gen = _make_generator(seed, generator)
-        args = _format_args(additional_forward_args)
+        gen = _make_generator(call.seed, call.generator)
+        args = _format_args(call.additional_forward_args)
+        target, contrast_target = call.target, call.contrast_target
         _check_model_and_targets(self.forward_func, x, args, target, contrast_target)
-        batch, channels = x.shape[0], x.shape[1]
+        batch, channels, n_samples = x.shape[0], x.shape[1], call.n_samples
         progress = None
-        if show_progress:
+        if call.show_progress:
             from tqdm.auto import tqdm
 
             progress = tqdm(total=batch * n_samples, desc=type(self).__name__)
@@ -173,7 +155,7 @@ class LEG(PerturbationAttribution):
                     _example_target(contrast_target, i, batch),
                     _example_args(args, i, batch),
                     z,
-                    perturbations_per_eval,
+                    call.perturbations_per_eval,
                     self.output_transform,
                     progress,
                 )
@@ -184,8 +166,7 @@ class LEG(PerturbationAttribution):
         # solve where the inputs live (the fast LEG-TV solver runs on CUDA too)
         return torch.stack(bs).to(x.device), x, is_tuple, grid
 
-    def _leg_maps(self, *args: Any) -> tuple[Tensor, Tensor, bool]:
-        b, x, is_tuple, grid = self._collect_moments(*args)
-        sigma2 = float(args[4])
-        maps = self.perturbation.solve(b.reshape(-1, *grid), sigma2).reshape(b.shape)
-        return maps, x, is_tuple
+    def _leg_maps(self, call: _Call) -> tuple[Tensor, Tensor, bool]:
+        b, x, is_tuple, grid = self._collect_moments(call)
+        maps = self.perturbation.solve(b.reshape(-1, *grid), float(call.sigma2))
+        return maps.reshape(b.shape), x, is_tuple

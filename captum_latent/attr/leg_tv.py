@@ -10,6 +10,8 @@ import torch
 from captum._utils.typing import TargetType
 from torch import Tensor
 
+from captum_latent.attr._attribute import _Call, _with_common_parameters
+from captum_latent.attr._general import _feasible_general
 from captum_latent.attr._grid import _pinv_l1_norm
 from captum_latent.attr._moments import _finish
 from captum_latent.attr.leg import LEG
@@ -42,6 +44,19 @@ def theoretical_bound(shape: tuple[int, int], n_samples: int, epsilon: float = 0
     return math.sqrt(2.0 * _pinv_l1_norm(shape) * math.log(p / epsilon) / n_samples)
 
 
+def _check_penalty(penalty: str, k_l: float, l_value: Optional[float]) -> float:
+    """Validate the penalty arguments; the number the LP builder uses (``k_l`` or ``L``)."""
+    if penalty not in ("relative", "theory", "absolute"):
+        raise ValueError(f"penalty must be 'relative', 'theory' or 'absolute', got {penalty!r}")
+    if penalty == "absolute":
+        if isinstance(l_value, bool) or not isinstance(l_value, (int, float)) or l_value < 0:
+            raise ValueError(f"penalty='absolute' needs l_value >= 0, got {l_value!r}")
+        return float(l_value)
+    if penalty == "relative" and not (isinstance(k_l, (int, float)) and 0 <= k_l <= 1):
+        raise ValueError(f"k_l must be a number in [0, 1], got {k_l!r}")
+    return k_l
+
+
 @dataclass(frozen=True)
 class LEGTVPath:
     """LEG-TV maps over a grid of penalties, largest ``L`` first (warm-started solves).
@@ -69,16 +84,21 @@ class LEGTV(LEG):
 
     ``b = mean_i(y~_i z_i)`` is collected exactly as for :class:`LEG`. The LP identifies ``g`` up
     to a constant; the constant is set so that the map's mean equals the empirical LEG's (a
-    consistent estimate of the true mean, paper §4.1). With the paper's perturbation the LP is
-    solved by :class:`FastTVSolver` (certified by a duality gap), otherwise by
-    :class:`CvxpyTVSolver` (general formulation, small grids).
+    consistent estimate of the true mean, paper §4.1); when the covariance fixes the mean too
+    (``Sigma 1`` not a multiple of ``1``), the feasible mean closest to it. The LP is solved by
+    :class:`FastTVSolver` (certified by a duality gap): with the paper's perturbation through
+    its structured form at any grid size, with any other covariance through the general form
+    (a dense ``p x p`` factorisation: grids up to ``max_dense_pixels``, 64x64 by default).
 
     Parameters
     ----------
     forward_func, perturbation, output_transform
         As for :class:`LEG`.
     solver : FastTVSolver or CvxpyTVSolver, optional
-        Default: ``FastTVSolver()`` for ``TVGaussian``, ``CvxpyTVSolver()`` otherwise.
+        Default (``None``): ``FastTVSolver()`` for the paper's ``TVGaussian``; for any other
+        covariance ``CvxpyTVSolver()`` when the attribution runs on the CPU (exact, and as fast
+        as the general first-order path there up to 28x28, see docs/benchmarks.md) and
+        ``FastTVSolver()`` on a GPU. Pass one to choose.
 
     Examples
     --------
@@ -100,21 +120,26 @@ class LEGTV(LEG):
         solver: Optional[TVSolver] = None,
     ) -> None:
         super().__init__(forward_func, perturbation, output_transform)
-        if solver is None:
-            solver = FastTVSolver() if self.perturbation.structured else CvxpyTVSolver()
-        if not isinstance(solver, (FastTVSolver, CvxpyTVSolver)):
+        if solver is not None and not isinstance(solver, (FastTVSolver, CvxpyTVSolver)):
             raise TypeError(
                 f"solver must be FastTVSolver or CvxpyTVSolver, got {type(solver).__name__}"
-            )
-        if isinstance(solver, FastTVSolver) and not self.perturbation.structured:
-            raise ValueError(
-                "FastTVSolver needs the paper's TVGaussian perturbation; use CvxpyTVSolver "
-                f"with {type(self.perturbation).__name__}"
             )
         self.solver = solver
         self.last_certificate: Optional[Certificate] = None
         self.last_penalty: Optional[Tensor] = None
+        self._defaults: dict[str, TVSolver] = {}
 
+    def _solver_for(self, moments: Tensor) -> TVSolver:
+        """The solver given, else the default for this perturbation and device."""
+        if self.solver is not None:
+            return self.solver
+        fast = self.perturbation.structured or moments.device.type != "cpu"
+        kind = "fast" if fast else "cvxpy"
+        if kind not in self._defaults:
+            self._defaults[kind] = FastTVSolver() if fast else CvxpyTVSolver()
+        return self._defaults[kind]
+
+    @_with_common_parameters
     def attribute(  # type: ignore[override]
         self,
         inputs: Any,
@@ -135,10 +160,12 @@ class LEGTV(LEG):
         epsilon: float = 0.05,
         l_value: Optional[float] = None,
     ) -> Any:
-        """Attribute like :meth:`LEG.attribute`, then solve the TV-penalised LP.
+        """Attribute ``f_target`` (minus ``f_contrast_target``, Eq. 1): collect the moments
+        as :meth:`LEG.attribute` does, then solve the TV-penalised LP (Eq. 4).
 
-        Additional parameters
-        ---------------------
+        Parameters
+        ----------
+        <common parameters>
         k_l : float, default 0.05
             With ``penalty="relative"``: ``L = k_l * L_max`` (paper §4.3), ``0 <= k_l <= 1``;
             ``L_max`` is per example, the largest over its channels, so that a channel the
@@ -152,31 +179,39 @@ class LEGTV(LEG):
         l_value : float, optional
             The penalty ``L`` for ``penalty="absolute"``.
 
-        The solver's certificate is stored in ``self.last_certificate`` and the penalties used
-        in ``self.last_penalty`` (``(B, C)``).
+        Returns
+        -------
+        Tensor (or 1-tuple, matching ``inputs``)
+            The LEG-TV maps. The solver's certificate is stored in ``self.last_certificate``
+            and the penalties used in ``self.last_penalty`` (``(B, C)``).
+
+        Examples
+        --------
+        A user covariance (here: smooth, a squared-exponential kernel on the 6x6 grid):
+
+        >>> import torch
+        >>> from captum_latent import LEGTV
+        >>> from captum_latent.attr import CovarianceGaussian
+        >>> ij = torch.cartesian_prod(torch.arange(6), torch.arange(6)).double()
+        >>> kernel = torch.exp(-torch.cdist(ij, ij) ** 2 / 4) + 0.1 * torch.eye(36)
+        >>> model = lambda x: x[:, :, 1:4, 2:5].sum(dim=(1, 2, 3)).unsqueeze(1)
+        >>> explainer = LEGTV(model, perturbation=CovarianceGaussian(kernel))
+        >>> attr = explainer.attribute(torch.zeros(1, 1, 6, 6), target=0, n_samples=200, seed=0)
+        >>> bool(explainer.last_certificate.converged.all()), tuple(attr.shape)
+        (True, (1, 1, 6, 6))
         """
-        if penalty not in ("relative", "theory", "absolute"):
-            raise ValueError(
-                f"penalty must be 'relative', 'theory' or 'absolute', got {penalty!r}"
-            )
-        if penalty == "absolute":
-            if isinstance(l_value, bool) or not isinstance(l_value, (int, float)) or l_value < 0:
-                raise ValueError(f"penalty='absolute' needs l_value >= 0, got {l_value!r}")
-            k_l = float(l_value)
-        if penalty == "relative" and not (isinstance(k_l, (int, float)) and 0 <= k_l <= 1):
-            raise ValueError(f"k_l must be a number in [0, 1], got {k_l!r}")
-        b, x, is_tuple, grid = self._collect_moments(
-            inputs, target, additional_forward_args, n_samples, sigma2, perturbations_per_eval,
-            show_progress, grid_size, channel_reduction, contrast_target, seed, generator,
-        )
+        k_l = _check_penalty(penalty, k_l, l_value)
+        call = _Call.of(locals())
+        b, x, is_tuple, grid = self._collect_moments(call)
         flat = b.reshape(-1, *grid)
         problem = self._problem(flat, float(sigma2), k_l, penalty, epsilon, n_samples, b.shape[1])
-        solution = self.solver.solve(problem)
+        solution = self._solver_for(flat).solve(problem)
         self.last_certificate = solution.certificate
         self.last_penalty = problem.bound.reshape(b.shape[0], b.shape[1])
-        maps = self._with_mean(solution, flat, float(sigma2)).reshape(b.shape)
+        maps = self._with_mean(solution, problem, flat, float(sigma2)).reshape(b.shape)
         return _finish(maps, x, channel_reduction, return_input_shape, is_tuple)
 
+    @_with_common_parameters
     def attribute_path(
         self,
         inputs: Any,
@@ -196,9 +231,30 @@ class LEGTV(LEG):
     ) -> LEGTVPath:
         """The whole solution path over relative penalties (one set of model evaluations).
 
-        ``k_l_grid`` is a sequence of values in ``[0, 1]`` or a count ``K`` (``K`` values
-        log-spaced from 1 down to 0.01). Solves run from the largest ``L`` down, each
-        warm-started from the previous one.
+        Parameters
+        ----------
+        <common parameters>
+        k_l_grid : int or sequence of float, default 10
+            Relative penalties ``K_L`` in ``[0, 1]``, or a count ``K`` (``K`` values log-spaced
+            from 1 down to 0.01). Solves run from the largest ``L`` down, each warm-started
+            from the previous one.
+
+        Returns
+        -------
+        LEGTVPath
+            The penalties, one attribution per penalty (``return_input_shape`` as for
+            :meth:`attribute`, never a tuple) and one certificate per penalty.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from captum_latent import LEGTV
+        >>> model = lambda x: x[:, :, 1:4, 2:5].sum(dim=(1, 2, 3)).unsqueeze(1)
+        >>> path = LEGTV(model).attribute_path(
+        ...     torch.zeros(1, 1, 6, 6), target=0, n_samples=100, seed=0, k_l_grid=[1.0, 0.1]
+        ... )
+        >>> tuple(path.attributions.shape), bool(path.attributions[0].std() == 0)  # L_max: flat
+        ((2, 1, 1, 6, 6), True)
         """
         if isinstance(k_l_grid, int):
             if k_l_grid < 1:
@@ -209,18 +265,15 @@ class LEGTV(LEG):
             if values.numel() == 0 or bool(((values < 0) | (values > 1)).any()):
                 raise ValueError("k_l_grid values must lie in [0, 1]")
             values = values.sort(descending=True).values
-        b, x, is_tuple, grid = self._collect_moments(
-            inputs, target, additional_forward_args, n_samples, sigma2, perturbations_per_eval,
-            show_progress, grid_size, channel_reduction, contrast_target, seed, generator,
-        )
+        b, x, is_tuple, grid = self._collect_moments(_Call.of(locals()))
         flat = b.reshape(-1, *grid)
         outs, bounds, certs = [], [], []
         state = None
         for k in values.tolist():
             problem = self._problem(flat, float(sigma2), k, "relative", 0.05, n_samples, b.shape[1])
-            solution = self.solver.solve(problem, warm_start=state)
+            solution = self._solver_for(flat).solve(problem, warm_start=state)
             state = solution.state
-            maps = self._with_mean(solution, flat, float(sigma2)).reshape(b.shape)
+            maps = self._with_mean(solution, problem, flat, float(sigma2)).reshape(b.shape)
             outs.append(_finish(maps, x, channel_reduction, return_input_shape, False))
             bounds.append(problem.bound.reshape(b.shape[0], b.shape[1]))
             certs.append(solution.certificate)
@@ -257,6 +310,15 @@ class LEGTV(LEG):
             return StructuredTVProblem(
                 problem.c, sigma2, k_l * self._joint_l_max(problem.l_max, channels), grid
             )
+        pixels = grid[0] * grid[1]
+        solver = self._solver_for(flat)
+        if isinstance(solver, FastTVSolver) and pixels > solver.max_dense_pixels:
+            raise ValueError(
+                f"{type(self.perturbation).__name__} on a {grid[0]}x{grid[1]} grid needs a dense "
+                f"{pixels}x{pixels} covariance, above FastTVSolver's max_dense_pixels="
+                f"{solver.max_dense_pixels}: pass a coarser grid_size, use TVGaussian "
+                "(no dense matrix at any size), or a solver with a larger max_dense_pixels"
+            )
         cov = self.perturbation.covariance(grid, sigma2).to(flat)
         if penalty == "absolute":
             bound = fixed
@@ -268,6 +330,17 @@ class LEGTV(LEG):
             bound = k_l * self._joint_l_max(helper.l_max, channels)
         return GeneralTVProblem(flat, cov, bound)
 
-    def _with_mean(self, solution: TVSolution, flat: Tensor, sigma2: float) -> Tensor:
-        mean = self.perturbation.solve(flat, sigma2).mean(dim=(1, 2), keepdim=True)
-        return solution.maps.to(flat) + mean
+    def _with_mean(
+        self,
+        solution: TVSolution,
+        problem: Union[StructuredTVProblem, GeneralTVProblem],
+        flat: Tensor,
+        sigma2: float,
+    ) -> Tensor:
+        """The LP's maps with the empirical LEG's mean (the nearest feasible one when the
+        covariance fixes the mean)."""
+        mean = self.perturbation.solve(flat, sigma2).mean(dim=(1, 2))
+        maps = solution.maps.to(flat)
+        if isinstance(problem, GeneralTVProblem):
+            return _feasible_general(problem, maps, mean)[0]
+        return maps - maps.mean(dim=(1, 2), keepdim=True) + mean[:, None, None]

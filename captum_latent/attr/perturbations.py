@@ -8,12 +8,12 @@ and ``structured`` (whether ``D^{+T} Sigma = sigma2 D``, which enables the fast 
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch import Tensor
 
-from captum_latent.attr._grid import _diff_adjoint, _GridLaplacian, _n_edges
+from captum_latent.attr._grid import _diff_adjoint, _diff_matrix, _GridLaplacian, _n_edges
 
 
 def _check_sigma2(sigma2: float) -> float:
@@ -25,7 +25,13 @@ def _check_sigma2(sigma2: float) -> float:
 
 
 class PerturbationScheme:
-    """Base class: a centred Gaussian ``N(0, sigma2 * S)`` on a grid."""
+    """Base class: a centred Gaussian ``N(0, sigma2 * S)`` on a grid.
+
+    The public methods check their arguments once, here, and call the hooks a scheme
+    implements on validated values: ``_sample(n, shape, sigma2, **factory)`` (``factory``:
+    ``generator``, ``dtype``, ``device``, for ``torch.randn``), ``_solve(b, sigma2)`` and
+    ``_covariance(shape, sigma2)``; ``_check_grid(shape)`` may reject grids.
+    """
 
     structured: bool = False
 
@@ -39,14 +45,32 @@ class PerturbationScheme:
         device: Optional[torch.device | str] = None,
     ) -> Tensor:
         """Draw ``n`` perturbations, shape ``(n, h, w)``."""
-        raise NotImplementedError
+        sigma2 = _check_sigma2(sigma2)
+        self._check_grid(shape)
+        return self._sample(n, shape, sigma2, generator=generator, dtype=dtype, device=device)
 
     def solve(self, b: Tensor, sigma2: float) -> Tensor:
         """``Sigma^{-1} b`` for maps ``b`` of shape ``(B, h, w)``."""
-        raise NotImplementedError
+        sigma2 = _check_sigma2(sigma2)
+        self._check_grid((b.shape[-2], b.shape[-1]))
+        return self._solve(b, sigma2)
 
     def covariance(self, shape: tuple[int, int], sigma2: float) -> Tensor:
         """The dense ``(p, p)`` covariance (small grids only: tests and the general LP)."""
+        sigma2 = _check_sigma2(sigma2)
+        self._check_grid(shape)
+        return self._covariance(shape, sigma2)
+
+    def _check_grid(self, shape: tuple[int, int]) -> None:
+        """Raise ``ValueError`` for a grid the scheme cannot describe (default: any grid)."""
+
+    def _sample(self, n: int, shape: tuple[int, int], sigma2: float, **factory: Any) -> Tensor:
+        raise NotImplementedError
+
+    def _solve(self, b: Tensor, sigma2: float) -> Tensor:
+        raise NotImplementedError
+
+    def _covariance(self, shape: tuple[int, int], sigma2: float) -> Tensor:
         raise NotImplementedError
 
 
@@ -68,29 +92,17 @@ class TVGaussian(PerturbationScheme):
 
     structured = True
 
-    def sample(
-        self,
-        n: int,
-        shape: tuple[int, int],
-        sigma2: float,
-        generator: Optional[torch.Generator] = None,
-        dtype: torch.dtype = torch.float64,
-        device: Optional[torch.device | str] = None,
-    ) -> Tensor:
-        sigma2 = _check_sigma2(sigma2)
+    def _sample(self, n: int, shape: tuple[int, int], sigma2: float, **factory: Any) -> Tensor:
         h, w = shape
-        e1 = torch.randn((n, _n_edges(shape)), generator=generator, dtype=dtype, device=device)
-        e2 = torch.randn((n, 1, 1), generator=generator, dtype=dtype, device=device)
+        e1 = torch.randn((n, _n_edges(shape)), **factory)
+        e2 = torch.randn((n, 1, 1), **factory)
         return math.sqrt(sigma2) * (_diff_adjoint(e1, shape) + e2 / math.sqrt(h * w))
 
-    def solve(self, b: Tensor, sigma2: float) -> Tensor:
-        sigma2 = _check_sigma2(sigma2)
+    def _solve(self, b: Tensor, sigma2: float) -> Tensor:
         lap = _GridLaplacian((b.shape[-2], b.shape[-1]), b.dtype, b.device)
         return (lap.solve(b) + b.mean(dim=(-2, -1), keepdim=True)) / sigma2
 
-    def covariance(self, shape: tuple[int, int], sigma2: float) -> Tensor:
-        from captum_latent.attr._grid import _diff_matrix
-
+    def _covariance(self, shape: tuple[int, int], sigma2: float) -> Tensor:
         d = torch.from_numpy(_diff_matrix(shape).toarray())
         p = shape[0] * shape[1]
         return sigma2 * (d.T @ d + torch.ones(p, p, dtype=torch.float64) / p)
@@ -108,28 +120,21 @@ class IndependentGaussian(PerturbationScheme):
     18.0
     """
 
-    def sample(
-        self,
-        n: int,
-        shape: tuple[int, int],
-        sigma2: float,
-        generator: Optional[torch.Generator] = None,
-        dtype: torch.dtype = torch.float64,
-        device: Optional[torch.device | str] = None,
-    ) -> Tensor:
-        sigma2 = _check_sigma2(sigma2)
-        z = torch.randn((n, *shape), generator=generator, dtype=dtype, device=device)
-        return math.sqrt(sigma2) * z
+    def _sample(self, n: int, shape: tuple[int, int], sigma2: float, **factory: Any) -> Tensor:
+        return math.sqrt(sigma2) * torch.randn((n, *shape), **factory)
 
-    def solve(self, b: Tensor, sigma2: float) -> Tensor:
-        return b / _check_sigma2(sigma2)
+    def _solve(self, b: Tensor, sigma2: float) -> Tensor:
+        return b / sigma2
 
-    def covariance(self, shape: tuple[int, int], sigma2: float) -> Tensor:
+    def _covariance(self, shape: tuple[int, int], sigma2: float) -> Tensor:
         return sigma2 * torch.eye(shape[0] * shape[1], dtype=torch.float64)
 
 
 class CovarianceGaussian(PerturbationScheme):
     """A user covariance: ``Sigma = sigma2 * S`` for a symmetric positive-definite ``S``.
+
+    :class:`~captum_latent.attr.LEGTV` solves its LP with the fast solver's general path (a
+    dense factorisation of ``S``, grids up to 64x64 by default).
 
     Parameters
     ----------
@@ -160,36 +165,23 @@ class CovarianceGaussian(PerturbationScheme):
         self.matrix = mat
         self._chol = chol
 
-    def _check_shape(self, shape: tuple[int, int]) -> None:
+    def _check_grid(self, shape: tuple[int, int]) -> None:
         if shape[0] * shape[1] != self.matrix.shape[0]:
             raise ValueError(
                 f"matrix is {self.matrix.shape[0]}x{self.matrix.shape[0]} but the grid "
                 f"{shape} has {shape[0] * shape[1]} pixels"
             )
 
-    def sample(
-        self,
-        n: int,
-        shape: tuple[int, int],
-        sigma2: float,
-        generator: Optional[torch.Generator] = None,
-        dtype: torch.dtype = torch.float64,
-        device: Optional[torch.device | str] = None,
-    ) -> Tensor:
-        sigma2 = _check_sigma2(sigma2)
-        self._check_shape(shape)
-        e = torch.randn((n, self.matrix.shape[0]), generator=generator, dtype=dtype, device=device)
-        chol = self._chol.to(dtype=dtype, device=e.device)
+    def _sample(self, n: int, shape: tuple[int, int], sigma2: float, **factory: Any) -> Tensor:
+        e = torch.randn((n, self.matrix.shape[0]), **factory)
+        chol = self._chol.to(dtype=e.dtype, device=e.device)
         return (math.sqrt(sigma2) * e @ chol.T).reshape(n, *shape)
 
-    def solve(self, b: Tensor, sigma2: float) -> Tensor:
-        sigma2 = _check_sigma2(sigma2)
-        self._check_shape((b.shape[-2], b.shape[-1]))
+    def _solve(self, b: Tensor, sigma2: float) -> Tensor:
         chol = self._chol.to(dtype=b.dtype, device=b.device)
         flat = b.reshape(-1, chol.shape[0]).T
         x = torch.cholesky_solve(flat, chol).T
         return x.reshape(b.shape) / sigma2
 
-    def covariance(self, shape: tuple[int, int], sigma2: float) -> Tensor:
-        self._check_shape(shape)
+    def _covariance(self, shape: tuple[int, int], sigma2: float) -> Tensor:
         return sigma2 * self.matrix

@@ -6,8 +6,11 @@ General formulation, any covariance ``Sigma`` (``p x p``, ``p = h * w``)::
 
 Structured formulation, for the paper's covariance ``Sigma = s2 (D^T D + 11^T / p)``: since
 ``D^{+T} Sigma = s2 D`` the constraint is ``|| c - s2 D g ||_inf <= L`` with ``c = D^{+T} b``.
-Both are invariant to adding a constant to ``g``; solvers return mean-zero maps and the caller
-chooses the mean (:class:`~captum_latent.attr.LEGTV` uses the empirical LEG's mean).
+The structured program is invariant to adding a constant to ``g``: solvers return mean-zero
+maps and the caller chooses the mean (:class:`~captum_latent.attr.LEGTV` uses the empirical
+LEG's mean). The general one is too when ``Sigma 1`` is a multiple of ``1`` (the paper's and the
+independent covariance); otherwise the constraint also restricts the mean (``D^{+T} Sigma 1 !=
+0``) and solvers return the feasible shift of their solution closest to mean zero.
 """
 
 from __future__ import annotations
@@ -164,7 +167,8 @@ class Certificate:
         ``objective - dual_objective`` (``>= 0`` up to rounding): the returned map is optimal
         to within this amount.
     feasibility_violation : Tensor
-        ``max(||c - s2 D g||_inf - L, 0)`` in the constraint's units.
+        ``max(||c - s2 D g||_inf - L, 0)`` (general problems: ``max(||c - D^{+T} Sigma g||_inf
+        - L, 0)``) in the constraint's units.
     iterations : int
         Iterations used (0 for the reference solver).
     converged : Tensor

@@ -22,7 +22,12 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from captum_latent._validation import check_image_tensor, check_in_range, probe_generator
+from captum_latent._validation import (
+    check_image_tensor,
+    check_in_range,
+    module_device,
+    probe_generator,
+)
 from captum_latent.core import CallableObjective, Clip, LatentSearch, RMSprop
 from captum_latent.inverse.surrogate import IdentitySurrogate, ShallowSurrogate
 
@@ -59,6 +64,20 @@ class MimicGANConfig:
         median), so the codes get no gradient, whereas the L2 mimic is the conditional mean
         ``(1 - p) x + p * fill``, which the surrogate can represent and which is fitted best by
         the clean ``x`` (see docs/methods/mimicgan.md).
+    restarts : int
+        Surrogate initialisations tried (not in the paper, which uses one). With ``restarts``
+        = R > 1 each initialisation runs the first ``restart_alternations`` alternations from
+        the same initial codes, and only the one with the lowest observation loss
+        ``mean |Y - f_hat(G(z))|`` (or squared, see ``observation_loss``) at that point is
+        continued. Initialisation 0 is the surrogate given to :class:`MimicGAN`, initialisation
+        k >= 1 a copy re-initialised (``reset_parameters`` of its modules) from torch seed
+        ``1000 * seed + k``, where ``seed`` is :meth:`MimicGAN.recover`'s, so the choice is
+        deterministic under a seed. The choice uses the observations only (no labels, no
+        clean images). Cost: ``R * restart_alternations + outer_iterations -
+        restart_alternations`` alternations instead of ``outer_iterations``. Ignored when the
+        surrogate is not fitted (PGD, ``fit_surrogate=False``).
+    restart_alternations : int
+        Alternations after which the restarts are compared (at most ``outer_iterations``).
     """
 
     lambda_identity: float = 0.0
@@ -70,6 +89,8 @@ class MimicGANConfig:
     code_steps: int = 20
     code_range: tuple[float, float] | None = (-2.0, 2.0)
     observation_loss: str = "l1"
+    restarts: int = 1
+    restart_alternations: int = 1
 
     def __post_init__(self) -> None:
         for name in ("lambda_identity", "lambda_adv"):
@@ -78,10 +99,18 @@ class MimicGANConfig:
         for name in ("lr_surrogate", "lr_codes"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("outer_iterations", "surrogate_steps", "code_steps"):
+        for name in ("outer_iterations", "surrogate_steps", "code_steps",
+                     "restart_alternations"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+        if isinstance(self.restarts, bool) or not isinstance(self.restarts, int) or \
+                self.restarts < 1:
+            raise ValueError(f"restarts must be a positive int, got {self.restarts!r}")
+        if self.restarts > 1 and not 1 <= self.restart_alternations <= self.outer_iterations:
+            raise ValueError(
+                f"restart_alternations must be in [1, outer_iterations={self.outer_iterations}] "
+                f"when restarts > 1, got {self.restart_alternations!r}")
         if self.code_range is not None and not self.code_range[1] > self.code_range[0]:
             raise ValueError(f"code_range must be (low, high) with high > low, got "
                              f"{self.code_range!r}")
@@ -113,11 +142,18 @@ PRESETS: dict[str, MimicGANConfig] = {
     "stuck_pixels": MimicGANConfig(1e-1, 1e-4, 4e-3, 3e-3),
     "occlusion": MimicGANConfig(1e-1, 1e-4, 4e-3, 3e-3),
     "inpainting": MimicGANConfig(1e-1, 1e-4, 4e-3, 3e-3),
-    "digits": MimicGANConfig(0.0, 0.0, 3e-3, 2e-2),
+    # generic digits preset, for an unknown corruption: the L2 loss (needed for dropped
+    # pixels), a surrogate fast enough to learn blur + negative's sign flip but slow enough not
+    # to drift on adversarial examples, and 4 surrogate initialisations of which the one with
+    # the lowest observation loss after 1 alternation is kept (docs/methods/mimicgan.md)
+    "digits": MimicGANConfig(0.0, 0.0, 1e-3, 2e-2, outer_iterations=8, surrogate_steps=10,
+                             observation_loss="l2", restarts=4, restart_alternations=1),
     "digits_binary": MimicGANConfig(0.0, 0.0, 5e-4, 2e-2, outer_iterations=8,
                                     surrogate_steps=5),
+    # 4 restarts: one surrogate initialisation in four never learns the sign flip, and it is
+    # the one that mimics worst after the first alternation (docs/methods/mimicgan.md)
     "digits_blur_negative": MimicGANConfig(0.0, 0.0, 1e-3, 2e-2, outer_iterations=6,
-                                           surrogate_steps=10),
+                                           surrogate_steps=10, restarts=4),
     # L2, not L1: see MimicGANConfig.observation_loss; a slow surrogate (gamma_s = 2.5e-4):
     # at 1e-3 and above it drifts to images the classifier misreads (docs/methods/mimicgan.md)
     "digits_dropped_pixels": MimicGANConfig(0.0, 0.0, 2.5e-4, 2e-2, outer_iterations=12,
@@ -172,7 +208,9 @@ class MimicGAN:
     min_observations : int, default 25
         Smallest batch :meth:`recover` accepts with a learnable surrogate (the paper: the
         surrogate needs about 25 observations).
-    device : str or torch.device, default "cpu"
+    device : str or torch.device, optional
+        Where the codes, observations and surrogate live; default: the generator's device
+        (that of its first parameter or buffer, else the CPU).
     show_progress : bool, default False
 
     Examples
@@ -197,7 +235,7 @@ class MimicGAN:
         *,
         batchnorm: str = "eval",
         min_observations: int = 25,
-        device: torch.device | str = "cpu",
+        device: torch.device | str | None = None,
         show_progress: bool = False,
     ) -> None:
         if isinstance(config, str):
@@ -222,7 +260,13 @@ class MimicGAN:
         self.generator = generator
         self.discriminator = discriminator
         self.config = config
+        if device is None:
+            device = module_device(generator) or torch.device("cpu")
         self.device = torch.device(device)
+        disc_device = module_device(discriminator)
+        if disc_device is not None and disc_device.type != self.device.type:
+            raise ValueError(f"discriminator is on {disc_device} but MimicGAN runs on "
+                             f"{self.device}: move it with discriminator.to({str(self.device)!r})")
         self._value_range: tuple[float, float] | None = None
         self.min_observations = int(min_observations)
         self.show_progress = show_progress
@@ -234,7 +278,7 @@ class MimicGAN:
         self.image_shape = tuple(self.search.image_shape)
         if surrogate == "shallow":
             with torch.random.fork_rng(devices=[]):  # the same initial surrogate every time,
-                torch.manual_seed(0)  # without touching the caller's global RNG
+                torch.default_generator.manual_seed(0)  # without touching the caller's RNGs
                 surrogate = ShallowSurrogate(self.image_shape)
         elif surrogate == "identity":
             surrogate = IdentitySurrogate()
@@ -309,7 +353,9 @@ class MimicGAN:
         fit_surrogate : bool, default True
             Update the surrogate (MimicGAN); ``False`` keeps it fixed (z-steps only).
         seed : int, optional
-            Seed of the initial codes.
+            Seed of the initial codes and, with ``config.restarts > 1``, of the re-initialised
+            surrogates (torch seeds ``1000 * seed + k``); ``None`` draws one from torch's
+            global RNG.
         """
         with torch.enable_grad():  # optimisation works even when called under no_grad
             return self._recover(observations, surrogate, fit_surrogate, seed)
@@ -322,60 +368,123 @@ class MimicGAN:
         learnable = fit_surrogate and any(p.requires_grad for p in template.parameters())
         y = self._check(observations, learnable)
         cfg = self.config
-        gen = torch.Generator(self.device).manual_seed(
-            int(torch.randint(0, 2**62, (1,)).item()) if seed is None else seed)
-        f_hat = copy.deepcopy(template).to(self.device)
-        f_hat.train(learnable)
-        opt = torch.optim.RMSprop(f_hat.parameters(), lr=cfg.lr_surrogate) if learnable else None
-        n = y.shape[0]
-        z = self._initial_codes(n, gen)
-        history: list[float] = []
-        dist = _DISTANCES[cfg.observation_loss]
-
-        def code_loss(images: torch.Tensor, codes: torch.Tensor,
-                      problems: torch.Tensor) -> torch.Tensor:
-            target = y.index_select(0, problems)
-            mimic = f_hat(images)
-            loss = dist(target, mimic).flatten(1).mean(1)
-            if cfg.lambda_identity:
-                loss = loss + cfg.lambda_identity * (
-                    dist(target, images).flatten(1).mean(1)
-                    + dist(mimic, images).flatten(1).mean(1))
-            return loss + cfg.lambda_adv * self._adv(images)
-
-        objective = CallableObjective(code_loss, n_problems=n)
-        bar = tqdm(total=cfg.outer_iterations, disable=not self.show_progress, desc="MimicGAN",
-                   unit="alternation")
-        for _ in range(cfg.outer_iterations):
-            if opt is not None and cfg.surrogate_steps:
-                with torch.no_grad():
-                    current = self._generate(z)
-                for _ in range(cfg.surrogate_steps):
-                    mimic = f_hat(current)
-                    loss = dist(y, mimic).mean()
-                    if cfg.lambda_identity:
-                        loss = loss + cfg.lambda_identity * dist(mimic, current).mean()
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-            if cfg.code_steps:
-                # the core differentiates with respect to the codes only: neither the
-                # generator's nor the surrogate's parameters are touched by this step
-                result = self.search.search(objective, initial_codes=z,
-                                            max_iterations=cfg.code_steps, generator=gen)
-                z = result.codes.reshape(n, -1)
-                history.append(float(result.losses.mean()))
-            bar.update(1)
+        seed_ = int(torch.randint(0, 2**40, (1,)).item()) if seed is None else int(seed)
+        gen = torch.Generator(self.device).manual_seed(seed_)
+        z = self._initial_codes(y.shape[0], gen)
+        restarts = cfg.restarts if learnable else 1
+        bar = tqdm(total=cfg.outer_iterations + (restarts - 1) * cfg.restart_alternations,
+                   disable=not self.show_progress, desc="MimicGAN", unit="alternation")
+        if restarts == 1:
+            run = _Run(self, y, template, learnable, z, gen)
+            run.alternate(cfg.outer_iterations, bar)
+        else:
+            runs = []
+            for k in range(restarts):
+                start = template if k == 0 else _reinitialised(template, 1000 * seed_ + k)
+                run = _Run(self, y, start, learnable, z, _copy_generator(gen))
+                run.alternate(cfg.restart_alternations, bar)
+                runs.append((run.observation_loss(), k, run))
+            # the lowest observation loss wins (ties: the lowest index); the others are dropped
+            run = min(runs, key=lambda item: item[:2])[2]
+            del runs
+            run.alternate(cfg.outer_iterations - cfg.restart_alternations, bar)
         bar.close()
-        f_hat.eval()
-        with torch.no_grad():
-            images = self._generate(z)
-            mimicked = f_hat(images)
-        return MimicGANResult(images=images, codes=z, surrogate=f_hat, mimicked=mimicked,
-                              history=history)
+        return run.result()
 
     def _generate(self, z: torch.Tensor) -> torch.Tensor:
         from captum_latent.core import batchnorm_mode
 
         with batchnorm_mode(self.generator, self.search.batchnorm):
             return self.generator(z)
+
+
+def _copy_generator(gen: torch.Generator) -> torch.Generator:
+    copy_ = torch.Generator(gen.device)
+    copy_.set_state(gen.get_state())
+    return copy_
+
+
+def _reinitialised(template: nn.Module, seed: int) -> nn.Module:
+    """A CPU copy of ``template`` whose modules' ``reset_parameters()`` ran from torch seed
+    ``seed`` (the same values whatever the device; the caller's RNG state is left alone)."""
+    module = copy.deepcopy(template).to("cpu")
+    resettable = [m for m in module.modules() if callable(getattr(m, "reset_parameters", None))]
+    if not resettable:
+        raise ValueError(
+            "restarts > 1 re-initialises the surrogate through its modules' "
+            f"reset_parameters(), but {type(template).__name__} has none; use restarts=1")
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        for m in resettable:
+            m.reset_parameters()
+    return module
+
+
+class _Run:
+    """One MimicGAN optimisation: a surrogate, its optimiser, the codes and the history."""
+
+    def __init__(self, owner: MimicGAN, y: torch.Tensor, template: nn.Module, learnable: bool,
+                 z: torch.Tensor, gen: torch.Generator) -> None:
+        self.owner, self.y, self.z, self.gen = owner, y, z, gen
+        cfg = owner.config
+        self.f_hat = copy.deepcopy(template).to(owner.device)
+        self.f_hat.train(learnable)
+        self.opt = (torch.optim.RMSprop(self.f_hat.parameters(), lr=cfg.lr_surrogate)
+                    if learnable else None)
+        self.history: list[float] = []
+        self.dist = _DISTANCES[cfg.observation_loss]
+        self.objective = CallableObjective(self._code_loss, n_problems=y.shape[0])
+
+    def _code_loss(self, images: torch.Tensor, codes: torch.Tensor,
+                   problems: torch.Tensor) -> torch.Tensor:
+        cfg, dist = self.owner.config, self.dist
+        target = self.y.index_select(0, problems)
+        mimic = self.f_hat(images)
+        loss = dist(target, mimic).flatten(1).mean(1)
+        if cfg.lambda_identity:
+            loss = loss + cfg.lambda_identity * (
+                dist(target, images).flatten(1).mean(1)
+                + dist(mimic, images).flatten(1).mean(1))
+        return loss + cfg.lambda_adv * self.owner._adv(images)
+
+    def alternate(self, iterations: int, bar: Any) -> None:
+        """``iterations`` alternations of ``T1`` surrogate steps and ``T2`` code steps."""
+        owner, cfg, dist, y = self.owner, self.owner.config, self.dist, self.y
+        n = y.shape[0]
+        for _ in range(iterations):
+            if self.opt is not None and cfg.surrogate_steps:
+                with torch.no_grad():
+                    current = owner._generate(self.z)
+                for _ in range(cfg.surrogate_steps):
+                    mimic = self.f_hat(current)
+                    loss = dist(y, mimic).mean()
+                    if cfg.lambda_identity:
+                        loss = loss + cfg.lambda_identity * dist(mimic, current).mean()
+                    self.opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    self.opt.step()
+            if cfg.code_steps:
+                # the core differentiates with respect to the codes only: neither the
+                # generator's nor the surrogate's parameters are touched by this step
+                result = owner.search.search(self.objective, initial_codes=self.z,
+                                             max_iterations=cfg.code_steps, generator=self.gen)
+                self.z = result.codes.reshape(n, -1)
+                self.history.append(float(result.losses.mean()))
+            bar.update(1)
+
+    def observation_loss(self) -> float:
+        """``mean dist(Y, f_hat(G(z)))`` with the surrogate in eval mode (the restart choice)."""
+        training = self.f_hat.training
+        self.f_hat.eval()
+        with torch.no_grad():
+            value = float(self.dist(self.y, self.f_hat(self.owner._generate(self.z))).mean())
+        self.f_hat.train(training)
+        return value
+
+    def result(self) -> MimicGANResult:
+        self.f_hat.eval()
+        with torch.no_grad():
+            images = self.owner._generate(self.z)
+            mimicked = self.f_hat(images)
+        return MimicGANResult(images=images, codes=self.z, surrogate=self.f_hat,
+                              mimicked=mimicked, history=self.history)

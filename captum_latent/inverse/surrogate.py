@@ -51,6 +51,13 @@ class ShallowSurrogate(nn.Module):
         self.mask = nn.Parameter(torch.full(image_shape, 0.1))
         self.skip = nn.Parameter(torch.ones(c, 1, 1))
 
+    def reset_parameters(self) -> None:
+        """Reset the mask and the skip weight to their initial values (the convolutions reset
+        themselves through their own ``reset_parameters``; MimicGAN's ``restarts`` calls both)."""
+        with torch.no_grad():
+            self.mask.fill_(0.1)
+            self.skip.fill_(1.0)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.mask * self.body(x) + self.skip * x)
 

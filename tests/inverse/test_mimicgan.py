@@ -126,6 +126,10 @@ def test_constructor_checks(digits_gan):
         MimicGANConfig(code_range=(1.0, -1.0))
     assert set(PRESETS) >= {"gray_blur", "stylize", "negative", "stuck_pixels", "occlusion",
                             "inpainting"}
+    # the default (unknown corruption) preset: L2 for dropped pixels, surrogate restarts
+    generic = PRESETS["digits"]
+    assert generic.observation_loss == "l2" and generic.restarts > 1
+    assert MimicGAN(digits_gan.generator).config is generic
 
 
 def test_observation_loss_is_validated_and_used(digits_gan, digits_data):
@@ -174,3 +178,89 @@ def test_mimicgan_beats_raw_and_pgd_on_dropped_pixels(digits_gan, digits_classif
 
     raw, cleaned, baseline = accuracy(observed), accuracy(mimic.images), accuracy(pgd.images)
     assert cleaned > raw + 0.1 and cleaned > baseline + 0.1, (raw, baseline, cleaned)
+
+
+# -- restarts: several surrogate initialisations, the lowest observation loss continues --------
+TINY = MimicGANConfig(lr_surrogate=3e-3, lr_codes=0.05, outer_iterations=3, surrogate_steps=2,
+                      code_steps=4)
+
+
+def _observation_loss(result, observed):
+    return float((result.mimicked - observed).abs().mean())
+
+
+def test_restarts_continue_the_initialisation_with_the_lowest_observation_loss(digits_gan,
+                                                                               digits_data):
+    from captum_latent.inverse.mimicgan import _reinitialised
+
+    observed = corruptions.blur_negative(digits_data.test.images[:25])
+    cfg = replace(TINY, restarts=3, restart_alternations=1)
+    model = MimicGAN(digits_gan.generator, config=cfg)
+    chosen = model.recover(observed, seed=4)
+    # by hand: each initialisation (0: the class's surrogate, k: torch seed 1000 * seed + k)
+    # for one alternation, then the best one for all three
+    starts = [model.surrogate_template] + [_reinitialised(model.surrogate_template, 4000 + k)
+                                           for k in (1, 2)]
+    short = MimicGAN(digits_gan.generator, config=replace(TINY, outer_iterations=1))
+    losses = [_observation_loss(short.recover(observed, surrogate=s, seed=4), observed)
+              for s in starts]
+    assert len(set(losses)) == 3  # the initialisations differ
+    best = starts[losses.index(min(losses))]
+    full = MimicGAN(digits_gan.generator, config=TINY).recover(observed, surrogate=best, seed=4)
+    assert torch.equal(chosen.images, full.images)
+    assert all(torch.equal(a, b) for a, b in zip(chosen.surrogate.parameters(),
+                                                 full.surrogate.parameters()))
+    assert len(chosen.history) == TINY.outer_iterations
+    # deterministic under a seed, and the caller's RNG is left alone
+    state = torch.get_rng_state()
+    again = model.recover(observed, seed=4)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(again.images, chosen.images)
+
+
+def test_restarts_are_skipped_without_a_fitted_surrogate(digits_gan, digits_data):
+    observed = digits_data.test.images[:25]
+    one = MimicGAN.pgd(digits_gan.generator, config=TINY).recover(observed, seed=0)
+    many = MimicGAN.pgd(digits_gan.generator, config=replace(TINY, restarts=3)).recover(
+        observed, seed=0)
+    assert torch.equal(one.images, many.images)
+
+
+def test_restarts_need_a_resettable_surrogate(digits_gan, digits_data):
+    class Scale(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Parameter(torch.ones(()))
+
+        def forward(self, x):
+            return self.a * x
+
+    model = MimicGAN(digits_gan.generator, surrogate=Scale(), config=replace(TINY, restarts=2))
+    with pytest.raises(ValueError, match="reset_parameters"):
+        model.recover(digits_data.test.images[:25], seed=0)
+
+
+def test_restart_options_are_validated():
+    with pytest.raises(ValueError, match="restarts"):
+        MimicGANConfig(restarts=0)
+    with pytest.raises(ValueError, match="restart_alternations"):
+        MimicGANConfig(outer_iterations=2, restarts=2, restart_alternations=3)
+    MimicGANConfig(outer_iterations=2, restarts=1, restart_alternations=3)  # unused: accepted
+
+
+def test_shallow_surrogate_reset_restores_mask_and_skip():
+    f = ShallowSurrogate((1, 8, 8))
+    with torch.no_grad():
+        f.mask.add_(1.0)
+        f.skip.mul_(-1.0)
+    f.reset_parameters()
+    assert torch.equal(f.mask, torch.full((1, 8, 8), 0.1))
+    assert torch.equal(f.skip, torch.ones(1, 1, 1))
+
+
+def test_device_defaults_to_the_generators(digits_gan):
+    model = MimicGAN(digits_gan.generator, config=TINY)
+    assert model.device == next(digits_gan.generator.parameters()).device
+    assert MimicGAN(digits_gan.generator, config=TINY, device="cpu").device.type == "cpu"
+    with pytest.raises(ValueError, match="discriminator is on meta"):
+        MimicGAN(digits_gan.generator, torch.nn.Linear(1, 1, device="meta"), config=TINY)

@@ -1,4 +1,5 @@
-"""The fast LEG-TV solver for a general covariance (a dense ``p x p`` factorisation).
+"""The fast LEG-TV solver for a general covariance (a dense ``p x p`` factorisation, or DCTs
+only when the covariance is a :class:`~captum_latent.attr.tv_problem.SpectralCovariance`).
 
 The program (paper Eq. 4) for an SPD ``Sigma`` and ``A = D^{+T} Sigma = D P Sigma`` with
 ``P = (D^T D)^+`` is::
@@ -16,7 +17,14 @@ use ``K + mu 11^T / p`` with the proximal term ``mu / (2p) (1^T (g - g_prev))^2`
 semi-proximal ADMM step; it is exact when ``K 1 = 0``).
 
 Per iteration: two DCT Laplacian solves and three dense ``p x p`` matrix products (``Sigma``
-twice, ``K^{-1}`` once), batched over maps.
+twice, ``K^{-1}`` once), batched over maps. When the 2-D DCT-II diagonalises ``Sigma``
+(``SpectralCovariance``, e.g. ``s2 I``), ``Sigma``, ``P``, ``K`` and ``A`` share its eigenbasis
+(:class:`_SpectralFactor`): the same iterates (to rounding) cost one forward and one inverse
+DCT per iteration, nothing ``p x p`` is formed, and no grid size is refused. There ``Sigma 1 =
+s_0 1``, so the ``L = 0`` solution is ``Sigma^{-1} b`` (no median) and the dual needs no
+projection. The exact finishing step builds a ``p x k`` region-indicator matrix (``k``
+regions) on either path; it runs only up to ``polish_max_pixels`` (4096 by default), so above
+that the DCT path certifies from the averaged iterates alone.
 
 Certificate (weak duality). With ``h = |.|_1`` and the box's indicator the dual is::
 
@@ -37,19 +45,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional, Union
 
 import torch
 from torch import Tensor
 
 from captum_latent.attr._grid import _diff, _diff_adjoint, _edge_ends, _GridLaplacian, _n_edges
+from captum_latent.attr.tv_problem import SpectralCovariance
 
 _MAX_DENSE_PIXELS = 64 * 64
 
 
 @dataclass
 class _CovarianceFactor:
-    """Everything the general solver precomputes from ``Sigma`` (once per covariance)."""
+    """Everything the general solver precomputes from a dense ``Sigma`` (once per covariance).
+
+    The solver uses it through ``sigma``, ``sigma_solve``, ``apply_a``, ``apply_at`` and
+    ``g_step``; :class:`_SpectralFactor` implements the same methods with DCTs only."""
 
     source: Tensor  # the covariance as given (to recognise it again)
     covariance: Tensor  # (p, p) Sigma, symmetrised
@@ -63,14 +75,19 @@ class _CovarianceFactor:
     lap: _GridLaplacian
     shape: tuple[int, int]
 
-    def matches(self, covariance: Tensor) -> bool:
+    def matches(self, covariance: Any) -> bool:
         src = self.source
         return (
-            covariance.shape == src.shape
+            isinstance(covariance, Tensor)
+            and covariance.shape == src.shape
             and covariance.dtype == src.dtype
             and covariance.device == src.device
             and (covariance is src or bool(torch.equal(covariance, src)))
         )
+
+    def sigma(self, g: Tensor) -> Tensor:
+        """``Sigma g`` for flat maps ``(B, p)``."""
+        return g @ self.covariance
 
     def apply_a(self, g: Tensor) -> Tensor:
         """``A g = D P Sigma g`` for flat maps ``(B, p)``; ``(B, m)``."""
@@ -86,8 +103,118 @@ class _CovarianceFactor:
         """``Sigma^{-1} b`` for flat maps ``(B, p)``."""
         return torch.cholesky_solve(b.T, self.chol).T
 
+    def g_step(self, x: Tensor, mean: Tensor) -> tuple[Tensor, Tensor]:
+        """ADMM's ``g``-step from ``x = [D^T (w - u); D^T (t - v)]`` (``(2B, h, w)``) and the
+        previous means: flat ``g = (K + mu 11^T/p)^{-1} (D^T (w - u) + kappa Sigma P D^T
+        (t - v) + mu mean 1)`` and the maps ``P Sigma g``."""
+        batch = x.shape[0] // 2
+        h, w = self.shape
+        x2 = self.lap.solve(x[batch:]).reshape(batch, -1)
+        s = torch.addmm(x[:batch].reshape(batch, -1), x2, self.covariance, alpha=self.kappa)
+        g = torch.addmm(self.mu * mean * self.k_inv_ones, s, self.k_inv)
+        return g, self.lap.solve((g @ self.covariance).reshape(batch, h, w))
 
-def _factorise(covariance: Tensor, shape: tuple[int, int]) -> _CovarianceFactor:
+
+@dataclass
+class _SpectralFactor:
+    """The general solver's factor for a DCT-diagonal ``Sigma = C^T diag(s) C``: ``Sigma``,
+    ``P = (D^T D)^+`` and ``K = D^T D + kappa^2 Sigma P Sigma`` share the DCT eigenbasis, with
+    eigenvalues ``s_k``, ``1 / lambda_k`` and ``lambda_k + kappa^2 s_k^2 / lambda_k`` (``k !=
+    0``; on the constant, ``P``, ``K`` and ``A`` vanish and ``K + mu 11^T/p`` is ``mu``), so every
+    product and inverse is two DCTs and an elementwise product: ``O(p (h + w))``, nothing of
+    size ``p x p``. ``Sigma 1 = s_0 1``: the mean of ``g`` is free (``A 1 = 0``)."""
+
+    source: Tensor  # the spectrum as given (to recognise it again)
+    spectrum: Tensor  # (h, w) s_k
+    scalar: Optional[float]  # s when Sigma = s I (products are then scalings)
+    p_sigma: Tensor  # (h, w) eigenvalues of P Sigma: s_k / lambda_k, 0 on the constant
+    k_inv: Tensor  # (h, w) eigenvalues of (K + mu 11^T / p)^{-1}
+    kappa: float
+    mu: float
+    d: Tensor  # (m,) A 1 = 0
+    d_free: bool
+    lap: _GridLaplacian
+    shape: tuple[int, int]
+
+    def matches(self, covariance: Any) -> bool:
+        if not isinstance(covariance, SpectralCovariance):
+            return False
+        spec, src = covariance.spectrum, self.source
+        return (
+            spec.shape == src.shape and spec.dtype == src.dtype and spec.device == src.device
+            and (spec is src or bool(torch.equal(spec, src)))
+        )
+
+    def _spectral(self, g: Tensor, eig: Tensor) -> Tensor:
+        """``C^T diag(eig) C g`` for flat maps ``(B, p)``; flat."""
+        h, w = self.shape
+        lap = self.lap
+        return lap.inverse_dct(eig * lap.forward_dct(g.reshape(-1, h, w))).reshape(g.shape[0], -1)
+
+    def sigma(self, g: Tensor) -> Tensor:
+        if self.scalar is not None:
+            return g * self.scalar
+        return self._spectral(g, self.spectrum)
+
+    def apply_a(self, g: Tensor) -> Tensor:
+        h, w = self.shape
+        return _diff(self._spectral(g, self.p_sigma).reshape(-1, h, w))
+
+    def apply_at(self, z: Tensor) -> Tensor:
+        return self._spectral(_diff_adjoint(z, self.shape), self.p_sigma)
+
+    def sigma_solve(self, b: Tensor) -> Tensor:
+        if self.scalar is not None:
+            return b / self.scalar
+        return self._spectral(b, 1.0 / self.spectrum)
+
+    def g_step(self, x: Tensor, mean: Tensor) -> tuple[Tensor, Tensor]:
+        """As :meth:`_CovarianceFactor.g_step`, in the DCT basis: one forward DCT of both
+        edge divergences, one inverse DCT giving ``g`` and ``P Sigma g`` together."""
+        batch = x.shape[0] // 2
+        lap = self.lap
+        xh = lap.forward_dct(x)
+        rhs = torch.addcmul(xh[:batch], xh[batch:], self.p_sigma, value=self.kappa)
+        # the constant mode: D^T (.) has none, and (mu 11^T/p) g = mu mean 1 there
+        rhs[:, 0, 0] += self.mu * math.sqrt(self.shape[0] * self.shape[1]) * mean[:, 0]
+        gh = rhs.mul_(self.k_inv)
+        both = lap.inverse_dct(torch.cat([gh, gh * self.p_sigma]))
+        return both[:batch].reshape(batch, -1), both[batch:]
+
+
+_Factor = Union[_CovarianceFactor, _SpectralFactor]
+
+
+def _factorise_spectral(covariance: SpectralCovariance) -> _SpectralFactor:
+    spec = covariance.spectrum
+    shape = covariance.shape
+    p = shape[0] * shape[1]
+    lap = _GridLaplacian(shape, spec.dtype, spec.device)
+    p_sigma = spec * lap.eig_pinv
+    tr_d = 2.0 * _n_edges(shape)
+    tr_k = float((spec * p_sigma).sum())  # tr(Sigma P Sigma) = sum_k s_k^2 / lambda_k
+    kappa = math.sqrt(tr_d / tr_k)
+    mu = tr_d / p  # as in the dense factorisation
+    k_eig = lap.eig + kappa**2 * spec * p_sigma
+    k_eig[0, 0] = mu
+    first = spec.flatten()[0]
+    scalar = float(first) if bool((spec == first).all()) else None
+    m = _n_edges(shape)
+    return _SpectralFactor(
+        source=spec, spectrum=spec, scalar=scalar, p_sigma=p_sigma, k_inv=1.0 / k_eig,
+        kappa=kappa, mu=mu, d=torch.zeros(m, dtype=spec.dtype, device=spec.device),
+        d_free=True, lap=lap, shape=shape,
+    )
+
+
+def _factorise(covariance: Any, shape: tuple[int, int]) -> _Factor:
+    """The factor of a dense ``(p, p)`` covariance or of a :class:`SpectralCovariance`."""
+    if isinstance(covariance, SpectralCovariance):
+        return _factorise_spectral(covariance)
+    return _factorise_dense(covariance, shape)
+
+
+def _factorise_dense(covariance: Tensor, shape: tuple[int, int]) -> _CovarianceFactor:
     h, w = shape
     p = h * w
     sig = 0.5 * (covariance + covariance.T)
@@ -141,7 +268,7 @@ def _weighted_median(points: Tensor, weights: Tensor) -> Tensor:
     return torch.gather(pts, 1, idx)[:, 0]
 
 
-def _centre(b: Tensor, factor: _CovarianceFactor) -> Tensor:
+def _centre(b: Tensor, factor: _Factor) -> Tensor:
     """The ``L = 0`` solution: ``g = Sigma^{-1}(b + beta 1)`` (all of them satisfy ``A g = c``)
     with ``beta`` minimising ``||D g||_1`` (a weighted median); flat ``(B, p)``."""
     h, w = factor.shape
@@ -198,15 +325,21 @@ def _feasible_general(problem: Any, maps: Tensor, target_mean: Tensor) -> tuple[
     cov = problem.covariance.to(device=b.device, dtype=b.dtype)
     lap = _GridLaplacian(shape, b.dtype, b.device)
     maps = maps.to(b)
+    spectral = isinstance(cov, SpectralCovariance)
 
     def apply_a(g: Tensor) -> Tensor:
+        if spectral:  # no p x p matrix
+            return _diff(lap.solve(cov.matmul(g.reshape(-1, *shape))))
         return _diff(lap.solve((g.reshape(g.shape[0], -1) @ cov).reshape(-1, *shape)))
 
     c = _diff(lap.solve(b))
     bound = problem.bound.to(b.dtype)[:, None]
-    d = apply_a(torch.ones_like(b[:1]))[0]
-    if float(d.abs().max()) <= 1e-10 * float(cov.abs().max()):
-        d = torch.zeros_like(d)
+    if spectral:  # Sigma 1 = s_0 1: every shift is feasible
+        d = torch.zeros_like(c[0])
+    else:
+        d = apply_a(torch.ones_like(b[:1]))[0]
+        if float(d.abs().max()) <= 1e-10 * float(cov.abs().max()):
+            d = torch.zeros_like(d)
     out = _feasible_shift(maps, target_mean.to(b), d, apply_a(maps), c - bound, c + bound)
     violation = ((apply_a(out) - c).abs().amax(dim=1) - bound[:, 0]).clamp_min(0.0)
     return out, violation
@@ -222,28 +355,25 @@ class _GeneralState:
     v: Tensor
     mean: Tensor
     rho: Tensor
-    factor: _CovarianceFactor
+    factor: _Factor
 
 
 def _iterate(
-    n: int, st: dict[str, Any], f: _CovarianceFactor, lo: Tensor, hi: Tensor,
+    n: int, st: dict[str, Any], f: _Factor, lo: Tensor, hi: Tensor,
     thresh: Tensor, alpha: float,
 ) -> Tensor:
     """``n`` over-relaxed scaled ADMM iterations on ``st`` (in place); returns the last ``g``."""
     h, w_ = f.shape
     w, u, t, v = st["w"], st["u"], st["t"], st["v"]
     batch = w.shape[0]
-    kappa, mu = f.kappa, f.mu
+    kappa = f.kappa
     g = st.get("g")
     beta = 1.0 - alpha
     for _ in range(n):
-        # D^T of both edge vectors at once, then P on the box side: x1 + kappa Sigma P x2
+        # D^T of both edge vectors at once; the g-step also returns P Sigma g
         x = _diff_adjoint(torch.cat([w - u, t - v]), f.shape)
-        x2 = f.lap.solve(x[batch:]).reshape(batch, -1)
-        s = torch.addmm(x[:batch].reshape(batch, -1), x2, f.covariance, alpha=kappa)
-        g = torch.addmm(mu * st["mean"] * f.k_inv_ones, s, f.k_inv)
+        g, pot = f.g_step(x, st["mean"])
         st["mean"] = g.mean(dim=1, keepdim=True)
-        pot = f.lap.solve((g @ f.covariance).reshape(batch, h, w_))
         both = _diff(torch.cat([g.reshape(batch, h, w_), pot]))  # D g and P Sigma g's edges
         qw = both[:batch].mul_(alpha).add_(w, alpha=beta).add_(u)
         w = qw - torch.clamp(qw, -thresh, thresh)
@@ -306,7 +436,7 @@ def _nnls(a: Tensor, b: Tensor) -> Tensor:
 
 def _polish(
     y: Tensor, zero: Tensor, upper: Tensor, lower: Tensor, c: Tensor, bound: Tensor,
-    f: _CovarianceFactor, rounds: int = 20, active_rounds: int = 5,
+    f: _Factor, rounds: int = 20, active_rounds: int = 5,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Exact finishing step: the vertex of the face that the ADMM iterate identifies.
 
@@ -332,7 +462,7 @@ def _polish(
         labels, k = regions.labels, regions.count
         ind = torch.zeros((p, k), dtype=c.dtype, device=c.device)
         ind[torch.arange(p, device=c.device), labels] = 1.0
-        a_ind = _diff(f.lap.solve((f.covariance @ ind).T.reshape(k, *f.shape))).T  # (m, k)
+        a_ind = f.apply_a(ind.T).T  # (m, k)
         for _ in range(active_rounds):  # add the constraints the vertex violates, re-solve
             active = up | low
             sign = torch.where(up, 1.0, -1.0).to(c.dtype)[active]
@@ -371,7 +501,7 @@ def _polish(
 
 
 def _dual_bound(
-    y: Tensor, z: Tensor, c: Tensor, bound: Tensor, f: _CovarianceFactor, rounds: int = 10
+    y: Tensor, z: Tensor, c: Tensor, bound: Tensor, f: _Factor, rounds: int = 10
 ) -> Tensor:
     """Value of a dual-feasible point built from the multiplier estimates ``(y, z)``."""
     if not f.d_free:
@@ -392,7 +522,7 @@ def _dual_bound(
 
 
 def _make_feasible(
-    g: Tensor, centre: Tensor, c: Tensor, r: Tensor, f: _CovarianceFactor
+    g: Tensor, centre: Tensor, c: Tensor, r: Tensor, f: _Factor
 ) -> tuple[Tensor, Tensor]:
     """Smallest convex combination of flat maps ``g`` with ``centre`` (``A centre = c``)
     meeting ``|A g - c| <= r``; the maps and their objective ``||D g||_1``."""
@@ -410,12 +540,13 @@ def _solve_general(solver: Any, problem: Any, warm_start: Any) -> tuple[Tensor, 
         raise TypeError("problem.b must be a floating-point tensor")
     shape = problem.shape
     batch, p = b.shape[0], shape[0] * shape[1]
-    if p > solver.max_dense_pixels:
+    spectral = isinstance(problem.covariance, SpectralCovariance)
+    if p > solver.max_dense_pixels and not spectral:
         raise ValueError(
             f"FastTVSolver factorises a general covariance densely: the grid {shape} has {p} "
             f"pixels, above max_dense_pixels={solver.max_dense_pixels}; use a coarser "
-            "grid_size, the paper's TVGaussian perturbation (no dense matrix), or raise "
-            "max_dense_pixels"
+            "grid_size, the paper's TVGaussian perturbation or a SpectralCovariance (no dense "
+            "matrix), or raise max_dense_pixels"
         )
     cov = problem.covariance.to(device=b.device, dtype=b.dtype)
     factor = None

@@ -3,6 +3,9 @@
 Every scheme describes ``Sigma = sigma2 * S`` on an ``(h, w)`` grid through three operations:
 ``sample`` (draws ``z ~ N(0, Sigma)``), ``solve`` (``Sigma^{-1} b``, the empirical LEG of Eq. 3)
 and ``structured`` (whether ``D^{+T} Sigma = sigma2 D``, which enables the fast LEG-TV solver).
+``dct_diagonal`` schemes (the 2-D DCT-II diagonalises ``Sigma``) hand the general LEG-TV
+solver a :class:`~captum_latent.attr.tv_problem.SpectralCovariance` (``covariance_operator``)
+instead of a dense matrix, so they are solved at any grid size.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import torch
 from torch import Tensor
 
 from captum_latent.attr._grid import _diff_adjoint, _diff_matrix, _GridLaplacian, _n_edges
+from captum_latent.attr.tv_problem import SpectralCovariance
 
 
 def _check_sigma2(sigma2: float) -> float:
@@ -30,10 +34,12 @@ class PerturbationScheme:
     The public methods check their arguments once, here, and call the hooks a scheme
     implements on validated values: ``_sample(n, shape, sigma2, **factory)`` (``factory``:
     ``generator``, ``dtype``, ``device``, for ``torch.randn``), ``_solve(b, sigma2)`` and
-    ``_covariance(shape, sigma2)``; ``_check_grid(shape)`` may reject grids.
+    ``_covariance(shape, sigma2)``; ``_check_grid(shape)`` may reject grids. A scheme with
+    ``dct_diagonal = True`` also implements ``_spectrum(shape, sigma2)`` (its DCT eigenvalues).
     """
 
     structured: bool = False
+    dct_diagonal: bool = False
 
     def sample(
         self,
@@ -60,6 +66,20 @@ class PerturbationScheme:
         sigma2 = _check_sigma2(sigma2)
         self._check_grid(shape)
         return self._covariance(shape, sigma2)
+
+    def covariance_operator(
+        self, shape: tuple[int, int], sigma2: float
+    ) -> Tensor | SpectralCovariance:
+        """The covariance for the general LEG-TV program: a :class:`SpectralCovariance` for a
+        ``dct_diagonal`` scheme (no ``p x p`` matrix), else :meth:`covariance`."""
+        if not self.dct_diagonal:
+            return self.covariance(shape, sigma2)
+        sigma2 = _check_sigma2(sigma2)
+        self._check_grid(shape)
+        return SpectralCovariance(self._spectrum(shape, sigma2))
+
+    def _spectrum(self, shape: tuple[int, int], sigma2: float) -> Tensor:
+        raise NotImplementedError
 
     def _check_grid(self, shape: tuple[int, int]) -> None:
         """Raise ``ValueError`` for a grid the scheme cannot describe (default: any grid)."""
@@ -111,6 +131,9 @@ class TVGaussian(PerturbationScheme):
 class IndependentGaussian(PerturbationScheme):
     """Independent pixel noise, ``Sigma = sigma2 I`` (the usual LIME-style choice).
 
+    ``Sigma`` is DCT-diagonal (``dct_diagonal``): LEG-TV solves its program with
+    :class:`~captum_latent.attr.FastTVSolver`'s DCT path, at any grid size.
+
     Examples
     --------
     >>> import torch
@@ -118,10 +141,17 @@ class IndependentGaussian(PerturbationScheme):
     >>> b = torch.ones(1, 3, 3, dtype=torch.float64)
     >>> IndependentGaussian().solve(b, 0.5).sum().item()
     18.0
+    >>> IndependentGaussian().covariance_operator((3, 3), 0.5).spectrum.unique().tolist()
+    [0.5]
     """
+
+    dct_diagonal = True
 
     def _sample(self, n: int, shape: tuple[int, int], sigma2: float, **factory: Any) -> Tensor:
         return math.sqrt(sigma2) * torch.randn((n, *shape), **factory)
+
+    def _spectrum(self, shape: tuple[int, int], sigma2: float) -> Tensor:
+        return torch.full(tuple(shape), sigma2, dtype=torch.float64)
 
     def _solve(self, b: Tensor, sigma2: float) -> Tensor:
         return b / sigma2

@@ -11,12 +11,15 @@ maps and the caller chooses the mean (:class:`~captum_latent.attr.LEGTV` uses th
 LEG's mean). The general one is too when ``Sigma 1`` is a multiple of ``1`` (the paper's and the
 independent covariance); otherwise the constraint also restricts the mean (``D^{+T} Sigma 1 !=
 0``) and solvers return the feasible shift of their solution closest to mean zero.
+
+A general covariance is a dense ``(p, p)`` tensor or, when the 2-D DCT-II diagonalises it (e.g.
+``s2 I``), a :class:`SpectralCovariance`: its ``p`` eigenvalues only, no ``p x p`` matrix.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import torch
 from torch import Tensor
@@ -107,6 +110,72 @@ class StructuredTVProblem:
 
 
 @dataclass(frozen=True)
+class SpectralCovariance:
+    """A covariance diagonalised by the orthonormal 2-D DCT-II: ``Sigma = C^T diag(s) C``.
+
+    ``C`` is the 2-D DCT-II of the grid (the eigenbasis of the Neumann Laplacian ``D^T D``), so
+    every spectral function of the Laplacian is one, e.g. ``s2 I`` (``IndependentGaussian``).
+    Nothing of size ``p x p`` is stored; :class:`~captum_latent.attr.FastTVSolver` solves
+    such problems with DCTs only, at any grid size.
+
+    Parameters
+    ----------
+    spectrum : Tensor
+        ``(h, w)`` positive eigenvalues; entry ``(i, j)`` belongs to the DCT basis image of
+        frequencies ``(i, j)`` (``(0, 0)``: the constant image).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from captum_latent.attr.tv_problem import SpectralCovariance
+    >>> cov = SpectralCovariance.scaled_identity((3, 4), 0.5)
+    >>> bool(torch.allclose(cov.dense(), 0.5 * torch.eye(12, dtype=torch.float64)))
+    True
+    """
+
+    spectrum: Tensor
+
+    def __post_init__(self) -> None:
+        spec = self.spectrum
+        if not isinstance(spec, Tensor) or spec.dim() != 2 or not spec.is_floating_point():
+            raise TypeError("spectrum must be a floating-point (h, w) tensor")
+        if min(spec.shape) < 2:
+            raise ValueError(f"spectrum must be at least 2x2, got {tuple(spec.shape)}")
+        if not bool((spec > 0).all()):
+            raise ValueError("spectrum must be > 0 (a positive-definite covariance)")
+
+    @classmethod
+    def scaled_identity(
+        cls,
+        shape: tuple[int, int],
+        sigma2: float,
+        dtype: torch.dtype = torch.float64,
+        device: Optional[torch.device | str] = None,
+    ) -> SpectralCovariance:
+        """``sigma2 * I`` on an ``(h, w)`` grid."""
+        return cls(torch.full(tuple(shape), float(sigma2), dtype=dtype, device=device))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.spectrum.shape[0], self.spectrum.shape[1])
+
+    def to(self, *args: Any, **kwargs: Any) -> SpectralCovariance:
+        """Move/cast the spectrum (``Tensor.to`` arguments)."""
+        return SpectralCovariance(self.spectrum.to(*args, **kwargs))
+
+    def matmul(self, g: Tensor) -> Tensor:
+        """``Sigma g`` for maps ``g`` of shape ``(B, h, w)``."""
+        lap = _GridLaplacian(self.shape, g.dtype, g.device)
+        return lap.inverse_dct(self.spectrum.to(g) * lap.forward_dct(g))
+
+    def dense(self) -> Tensor:
+        """The ``(p, p)`` matrix (small grids: tests and the reference solver)."""
+        h, w = self.shape
+        eye = torch.eye(h * w, dtype=self.spectrum.dtype, device=self.spectrum.device)
+        return self.matmul(eye.reshape(-1, h, w)).reshape(h * w, h * w)
+
+
+@dataclass(frozen=True)
 class GeneralTVProblem:
     """A batch of LEG-TV programs with a general covariance (paper Eq. 4 as written).
 
@@ -114,8 +183,9 @@ class GeneralTVProblem:
     ----------
     b : Tensor
         ``(B, h, w)`` moment maps ``mean_i(y_i z_i)``.
-    covariance : Tensor
-        ``(p, p)`` symmetric positive-definite ``Sigma`` (already scaled by ``s2``).
+    covariance : Tensor or SpectralCovariance
+        ``(p, p)`` symmetric positive-definite ``Sigma`` (already scaled by ``s2``), or a
+        :class:`SpectralCovariance` (DCT-diagonal ``Sigma``, no dense matrix).
     bound : Tensor
         ``(B,)`` penalty levels ``L >= 0``.
 
@@ -130,14 +200,22 @@ class GeneralTVProblem:
     """
 
     b: Tensor
-    covariance: Tensor
+    covariance: Union[Tensor, SpectralCovariance]
     bound: Tensor
 
     def __post_init__(self) -> None:
         if not isinstance(self.b, Tensor) or self.b.dim() != 3:
             raise TypeError("b must be a (B, h, w) tensor")
         p = self.b.shape[1] * self.b.shape[2]
-        if self.covariance.shape != (p, p):
+        if isinstance(self.covariance, SpectralCovariance):
+            if self.covariance.shape != tuple(self.b.shape[1:]):
+                raise ValueError(
+                    f"covariance spectrum must have the grid's shape {tuple(self.b.shape[1:])}, "
+                    f"got {self.covariance.shape}"
+                )
+        elif not isinstance(self.covariance, Tensor):
+            raise TypeError("covariance must be a (p, p) tensor or a SpectralCovariance")
+        elif self.covariance.shape != (p, p):
             raise ValueError(
                 f"covariance must have shape ({p}, {p}), got {tuple(self.covariance.shape)}"
             )

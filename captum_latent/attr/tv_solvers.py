@@ -15,7 +15,9 @@
   of the optimal face off the dual. For a general covariance (``GeneralTVProblem``, grids up to
   ``max_dense_pixels``): ADMM with the two splits ``w = D g`` and ``t = kappa D^{+T} Sigma g``,
   whose ``g``-step uses a dense inverse computed once per covariance (``_general``), with the
-  same kind of certificate and an exact finishing step on the face the iterate identifies.
+  same kind of certificate and an exact finishing step on the face the iterate identifies;
+  a DCT-diagonal covariance (``SpectralCovariance``, e.g. ``IndependentGaussian``'s ``s2 I``)
+  takes the same iterations with DCTs only, at any grid size.
   It stops when the relative gap is below ``tol``.
 """
 
@@ -35,11 +37,25 @@ from captum_latent.attr._grid import _diff, _diff_matrix
 from captum_latent.attr.tv_problem import (
     Certificate,
     GeneralTVProblem,
+    SpectralCovariance,
     StructuredTVProblem,
     TVSolution,
 )
 
 TVProblem = Union[StructuredTVProblem, GeneralTVProblem]
+
+
+def _covariance_matrix(cov: Union[Tensor, SpectralCovariance]) -> object:
+    """A general problem's covariance for cvxpy: ``s I`` as a sparse matrix, any other
+    spectral covariance as its dense matrix, a dense one as it is (numpy, float64)."""
+    import scipy.sparse as sp
+
+    if isinstance(cov, SpectralCovariance):
+        spec = cov.spectrum.detach().cpu().double()
+        if bool((spec == spec.flatten()[0]).all()):
+            return float(spec.flatten()[0]) * sp.identity(spec.numel(), format="csr")
+        return cov.dense().detach().cpu().double().numpy()
+    return cov.detach().cpu().double().numpy()
 
 
 def _violation(problem: StructuredTVProblem, maps: Tensor) -> Tensor:
@@ -96,7 +112,7 @@ class CvxpyTVSolver:
                 cons = [cp.abs(c - problem.sigma2 * (dmat @ g)) <= bound]
             else:
                 b = problem.b[i].detach().cpu().double().numpy().ravel()
-                sig = problem.covariance.detach().cpu().double().numpy()
+                sig = _covariance_matrix(problem.covariance)
                 lap = (dmat.T @ dmat).tocsr()
                 q = cp.Variable(p)
                 v = b - sig @ g
@@ -175,7 +191,10 @@ class FastTVSolver:
     certificate has the same three parts: a feasible primal point (the averaged map combined
     with the ``L = 0`` solution), a dual-feasible point built from the multipliers, and an
     exact finishing step on the face that the iterate identifies. Grids above
-    ``max_dense_pixels`` are refused with a ``ValueError``.
+    ``max_dense_pixels`` are refused with a ``ValueError``, except for a
+    :class:`~captum_latent.attr.tv_problem.SpectralCovariance` (a covariance the 2-D DCT-II
+    diagonalises, e.g. ``IndependentGaussian``'s ``s2 I``): it takes the same iterations with
+    DCTs in place of every dense product and inverse, nothing ``p x p``, at any grid size.
 
     Parameters
     ----------
@@ -207,7 +226,8 @@ class FastTVSolver:
         Iterations between the samples averaged for the certificate (``0``: no averaging, the
         last iterate only).
     max_dense_pixels : int, default 4096
-        Largest grid (``h * w``) for a general covariance (a dense ``p x p`` inverse).
+        Largest grid (``h * w``) for a dense general covariance (a dense ``p x p`` inverse);
+        a ``SpectralCovariance`` has no limit.
 
     Examples
     --------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -239,3 +241,19 @@ def test_input_validation():
     with pytest.raises(TypeError, match="forward_func"):
         LEG(3)
     assert isinstance(LEG(model).perturbation, TVGaussian)
+
+
+def test_a_solve_cut_short_warns_and_still_returns_feasible_maps():
+    model = _Linear(_weights(12, 12))
+    x = _x(batch=2)
+    explainer = LEGTV(model, solver=FastTVSolver(max_iter=2, tol=1e-12))
+    with pytest.warns(RuntimeWarning, match=r"2 of 2 solves stopped .* not certified optimal"):
+        out = explainer.attribute(x, target=0, n_samples=100, seed=0, k_l=0.05)
+    cert = explainer.last_certificate
+    assert not bool(cert.converged.any()) and float(cert.feasibility_violation.max()) <= 1e-9
+    assert torch.isfinite(out).all()
+    with pytest.warns(RuntimeWarning, match=r"of 6 solves stopped"):
+        explainer.attribute_path(x, target=0, n_samples=100, seed=0, k_l_grid=[0.2, 0.1, 0.05])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a converged solve is silent
+        LEGTV(model).attribute(x, target=0, n_samples=100, seed=0)

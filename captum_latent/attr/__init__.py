@@ -13,6 +13,7 @@ from captum_latent.attr.perturbations import (
 from captum_latent.attr.tv_problem import (
     Certificate,
     GeneralTVProblem,
+    SpectralCovariance,
     StructuredTVProblem,
     TVSolution,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "CvxpyTVSolver",
     "FastTVSolver",
     "GeneralTVProblem",
+    "SpectralCovariance",
     "StructuredTVProblem",
     "TVSolution",
 ]

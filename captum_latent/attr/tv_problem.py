@@ -127,7 +127,7 @@ class SpectralCovariance:
     Examples
     --------
     >>> import torch
-    >>> from captum_latent.attr.tv_problem import SpectralCovariance
+    >>> from captum_latent.attr import SpectralCovariance
     >>> cov = SpectralCovariance.scaled_identity((3, 4), 0.5)
     >>> bool(torch.allclose(cov.dense(), 0.5 * torch.eye(12, dtype=torch.float64)))
     True
@@ -141,8 +141,8 @@ class SpectralCovariance:
             raise TypeError("spectrum must be a floating-point (h, w) tensor")
         if min(spec.shape) < 2:
             raise ValueError(f"spectrum must be at least 2x2, got {tuple(spec.shape)}")
-        if not bool((spec > 0).all()):
-            raise ValueError("spectrum must be > 0 (a positive-definite covariance)")
+        if not bool((torch.isfinite(spec) & (spec > 0)).all()):
+            raise ValueError("spectrum must be finite and > 0 (a positive-definite covariance)")
 
     @classmethod
     def scaled_identity(

@@ -78,7 +78,10 @@ def _bellman_ford_greatest_below(g0, lower, upper, shape):
     rows = np.concatenate([tail, head, np.full(p, p)])
     cols = np.concatenate([head, tail, np.arange(p)])
     base = g0 - g0.min() + 1.0  # positive source arcs (explicit zeros are not edges)
-    weights = np.concatenate([upper, -lower, base])
+    # a 1e-12 slack: around a cycle of equality constraints the rounded arc lengths can sum
+    # to -1e-16, which Bellman-Ford reports as a negative cycle (the answer moves by < 1e-10)
+    slack = 1e-12
+    weights = np.concatenate([upper + slack, -(lower - slack), base])
     weights = np.where(weights == 0, 1e-300, weights)
     graph = sp.csr_matrix((weights, (rows, cols)), shape=(p + 1, p + 1))
     return bellman_ford(graph, directed=True, indices=p)[:p] + g0.min() - 1.0

@@ -280,6 +280,11 @@ def test_spectral_factor_operators_equal_dense_ones():
 def test_spectral_covariance_validation():
     with pytest.raises(ValueError, match="> 0"):
         SpectralCovariance(torch.zeros(3, 3, dtype=torch.float64))
+    for bad in (float("nan"), float("inf")):
+        spec = torch.ones(3, 3, dtype=torch.float64)
+        spec[1, 1] = bad
+        with pytest.raises(ValueError, match="finite"):
+            SpectralCovariance(spec)
     with pytest.raises(TypeError, match="spectrum"):
         SpectralCovariance(torch.ones(9, dtype=torch.float64))
     with pytest.raises(ValueError, match="grid's shape"):

@@ -15,6 +15,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 TORCH_SPEC ?= torch==2.13.0
 OUT ?= demo-report
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 .PHONY: demo test test-all docs examples browser chromium clean-venv
 
@@ -34,7 +35,7 @@ $(VENV)/.installed-%: pyproject.toml $(VENV)/.torch
 comma := ,
 
 demo: $(VENV)/.installed-alibi
-	$(PY) -m captum_latent demo --out $(OUT)
+	$(PY) -m captum_latent demo --out $(OUT) $(DEMO_ARGS)
 
 test: $(VENV)/.installed-alibi+ray+test
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Callable, Optional, Type
 
 import numpy as np
 import torch
-from alibi.api.defaults import DEFAULT_DATA_ANCHOR_IMG
 from alibi.api.interfaces import Explanation
 from alibi.explainers import AnchorImage
 from alibi.explainers.anchors.anchor_base import AnchorBaseBeam
-from alibi.explainers.anchors.anchor_explanation import AnchorExplanation
 from alibi.explainers.anchors.anchor_image import AnchorImageSampler
 from torch import nn
 
+from alibi_ext.samplers import DEFAULT_XI, DiverseEncoderSampler, GANInpaintingSampler
+from alibi_ext.segmentation import QuickshiftSegmentation
+from captum_latent._validation import call_model as _call_model
 from captum_latent._validation import check_fraction as _check_fraction
 from captum_latent._validation import check_image_array as _check_image_array
 from captum_latent._validation import check_in_range as _check_in_range
 from captum_latent._validation import check_int as _check_int
+from captum_latent._validation import check_model_output as _check_model_output
 from captum_latent._validation import probe_generator
 from captum_latent.persistence import module_from_record, module_record
-
-from alibi_ext.samplers import DEFAULT_XI, DiverseEncoderSampler, GANInpaintingSampler
-from alibi_ext.segmentation import QuickshiftSegmentation
 
 __all__ = ["GANAnchorImage", "SAMPLERS"]
 
@@ -43,6 +41,49 @@ class _CountingPredictor:
         self.calls += 1
         self.images += len(x)
         return self.predictor(x)
+
+
+class _CheckedPredictor:
+    """The user's predictor as the anchor search needs it: class labels ``(N,)`` for a batch of
+    ``N`` images, with the predictor's failures and non-finite outputs reported in our words.
+
+    ``(N, K)`` outputs (probabilities or scores) become their argmax, as Alibi does; ``(N,)``
+    outputs are taken as class labels (Alibi's convention) and must be whole numbers.
+    """
+
+    def __init__(self, predictor: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.predictor = predictor
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        out = _call_model("predictor", self.predictor, x)
+        if isinstance(out, torch.Tensor):
+            raise TypeError(
+                "predictor must return a numpy array (Alibi's convention), got a torch.Tensor: "
+                "end it with .detach().cpu().numpy()"
+            )
+        if not isinstance(out, np.ndarray):
+            raise TypeError(f"predictor must return a numpy array, got {type(out).__name__}")
+        _check_model_output("predictor", out, when=f"on a batch of {len(x)} images")
+        if out.ndim == 0 or out.shape[0] != len(x):
+            raise ValueError(
+                f"predictor returned shape {out.shape} for a batch of {len(x)} images: it must "
+                "return one row of class probabilities (N, K), or one class label (N,), per image"
+            )
+        if out.ndim == 2:
+            return np.argmax(out, axis=1)
+        if out.ndim == 1:
+            if np.issubdtype(out.dtype, np.floating) and not np.array_equal(out, np.round(out)):
+                raise ValueError(
+                    f"predictor returned one non-integer number per image (shape {out.shape}, "
+                    f"e.g. {float(out[0]):.4g}); anchors read a 1-D output as class labels, so a "
+                    "score or a probability of one class cannot be explained: return (N, K) class "
+                    "probabilities (for one score p, np.stack([1 - p, p], axis=1))"
+                )
+            return out.astype(np.int64)
+        raise ValueError(
+            f"predictor returned shape {out.shape} for a batch of {len(x)} images: expected "
+            "(N, K) class probabilities or (N,) class labels"
+        )
 
 
 class _PrefetchingBeam(AnchorBaseBeam):
@@ -243,14 +284,25 @@ class GANAnchorImage(AnchorImage):
         cache_margin: int = 1000,
         verbose: bool = False,
         verbose_every: int = 1,
+        n_gan_samples: int | None = 4,
         **kwargs: Any,
     ) -> Explanation:
         """Explain ``image`` with an anchor; same parameters as ``AnchorImage.explain``.
 
         The perturbations are GAN in-paintings (unless ``sampler="alibi"``); see the class
         docstring for the extra keys of the returned ``Explanation``.
+
+        Parameters
+        ----------
+        n_gan_samples : int or None, default 4
+            In-paintings of the returned anchor kept in ``data["gan_samples"]``: a handful by
+            default, so that ``to_json()`` stays proportionate; ``None`` keeps every one the
+            search evaluated for that anchor (all anchors' in-paintings are held in memory
+            during the search).
         """
         params = dict(locals())
+        if n_gan_samples is not None:
+            _check_int("n_gan_samples", n_gan_samples, minimum=0)
         for key in ("self", "image", "kwargs", "__class__"):
             params.pop(key, None)
         params.update(kwargs)
@@ -271,6 +323,8 @@ class GANAnchorImage(AnchorImage):
             np.random.seed(self.seed + self._explain_count)
         try:
             sampler = self._make_sampler(image, p_sample, n_covered_ex)
+            if isinstance(sampler, GANInpaintingSampler):
+                sampler.keep_examples = n_gan_samples
             self._explain_count += 1
             mab = _PrefetchingBeam(samplers=[sampler], sample_cache_size=binary_cache_size,
                                  cache_margin=cache_margin, **kwargs)
@@ -295,6 +349,15 @@ class GANAnchorImage(AnchorImage):
             explanation.data["gan_samples"] = {"images": images, "kept_superpixels": kept}
         explanation.data["sampler_stats"] = stats
         return explanation
+
+    def _transform_predictor(self, predictor: Callable) -> Callable:
+        """Replaces Alibi's: checks the predictor on one blank image now (clear errors for a
+        predictor that fails, returns NaN/Inf or 1-D scores), then labels every batch."""
+        if not callable(predictor):
+            raise TypeError(f"predictor must be callable, got {type(predictor).__name__}")
+        checked = _CheckedPredictor(predictor)
+        checked(np.zeros((1, *self.image_shape), dtype=self.dtype))
+        return checked
 
     @staticmethod
     def _check_generator(

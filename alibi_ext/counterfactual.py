@@ -10,14 +10,15 @@ The explanation's ``data`` follows Alibi's counterfactual explainers (``cf`` wit
 from __future__ import annotations
 
 import copy
-from typing import Any, Sequence, Union
+from collections.abc import Sequence
+from typing import Any, Union
 
 import numpy as np
 import torch
 from alibi.api.interfaces import Explainer, Explanation
 from torch import nn
 
-from captum_latent._validation import check_image_array, check_in_range
+from captum_latent._validation import check_image_array, check_in_range, class_scores
 from captum_latent.counterfactual import (
     DISCGenerator,
     FeatureSemantics,
@@ -139,16 +140,9 @@ class DISC(Explainer):
 
     def _probe(self, shape: tuple[int, int, int]) -> None:
         h, w, c = shape
-        try:
-            with torch.no_grad():
-                out = self.predictor_model(torch.zeros(1, c, h, w, device=self.device))
-        except Exception as e:  # report what failed, keep the cause
-            raise ValueError(
-                f"predictor_model failed on a zero batch of shape (1, {c}, {h}, {w}) "
-                f"(channel-first, from shape={shape}) on {self.device}: {e}") from e
-        if not isinstance(out, torch.Tensor) or out.ndim != 2:
-            raise ValueError("predictor_model must return (N, K) logits, got "
-                             f"{getattr(out, 'shape', type(out).__name__)}")
+        class_scores("predictor_model", self.predictor_model,
+                     torch.zeros(1, c, h, w, device=self.device),
+                     when=f"(a zero image, channel-first, from shape={shape}; the probe call)")
 
     def _to_tensor(self, X: Any) -> torch.Tensor:
         if isinstance(X, np.ndarray) and X.ndim == 3 and (
@@ -198,8 +192,9 @@ class DISC(Explainer):
             (``loss_history``, ``seconds``).
         """
         x = self._to_tensor(X)
-        with torch.no_grad():
-            orig = torch.softmax(self.predictor_model(x.to(self.device)), 1).cpu()
+        logits = class_scores("predictor_model", self.predictor_model, x.to(self.device),
+                              when="on X")
+        orig = torch.softmax(logits, 1).cpu()
         self._check_target_class(target_class, x.shape[0], orig.shape[1])
         result = self.generator.generate(x, target_class, seed=self.seed)
 

@@ -82,6 +82,9 @@ class GANInpaintingSampler(AnchorImageSampler):
     device : str or torch.device, default "cpu"
     seed : int, optional
         Seed of masks, thresholds and codes.
+    keep_examples : int or None, default 10
+        In-paintings kept per anchor in :attr:`examples` (the first ones served); ``None``
+        keeps every one served (memory grows with the search).
 
     Examples
     --------
@@ -116,7 +119,12 @@ class GANInpaintingSampler(AnchorImageSampler):
         max_iterations: int = 400,
         device: torch.device | str = "cpu",
         seed: int | None = None,
+        keep_examples: int | None = 10,
     ) -> None:
+        if keep_examples is not None and (isinstance(keep_examples, bool) or not isinstance(
+                keep_examples, int) or keep_examples < 0):
+            raise ValueError(f"keep_examples must be an int >= 0 or None (all), got "
+                             f"{keep_examples!r}")
         if not isinstance(image, np.ndarray) or image.ndim != 3:
             raise ValueError(
                 f"image must be a channel-last (H, W, C) numpy array, got "
@@ -151,8 +159,8 @@ class GANInpaintingSampler(AnchorImageSampler):
         self._refills: dict[tuple[int, ...], int] = {}
         #: statistics: batched searches run, in-paintings made, dropped, samples served
         self.stats = {"searches": 0, "generated": 0, "dropped": 0, "served": 0}
-        #: the first in-paintings served for each anchor: anchor -> (images, masks)
-        self.examples: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
+        self.keep_examples = keep_examples
+        self._examples: dict[tuple[int, ...], list[tuple[np.ndarray, np.ndarray]]] = {}
 
     # -- masks (never touch the generator) -------------------------------------------------
     def _choose_superpixels(self, num_samples: int, p_sample: float = 0.5) -> np.ndarray:
@@ -223,9 +231,20 @@ class GANInpaintingSampler(AnchorImageSampler):
                 )
         images, masks = self._pools[key].pop(num_samples)
         self.stats["served"] += num_samples
-        if key not in self.examples:
-            self.examples[key] = (images[: self.n_covered_ex], masks[: self.n_covered_ex])
+        kept = self._examples.setdefault(key, [])
+        room = len(images) if self.keep_examples is None else \
+            self.keep_examples - sum(len(chunk) for chunk, _ in kept)
+        if room > 0:
+            kept.append((images[:room], masks[:room]))
         return images, masks
+
+    @property
+    def examples(self) -> dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]]:
+        """The first in-paintings served for each anchor (at most ``keep_examples``; all with
+        ``None``): ``anchor -> (images (n, H, W, C), kept superpixels (n, K))``."""
+        return {key: (np.concatenate([i for i, _ in chunks]),
+                      np.concatenate([m for _, m in chunks]))
+                for key, chunks in self._examples.items() if chunks}
 
 
 class DiverseEncoderSampler(GANInpaintingSampler):
@@ -260,6 +279,7 @@ class DiverseEncoderSampler(GANInpaintingSampler):
         max_iterations: int = 400,
         device: torch.device | str = "cpu",
         seed: int | None = None,
+        keep_examples: int | None = 10,
     ) -> None:
         from captum_latent.generative.diverse_encoder import DiverseEncoder
 
@@ -272,7 +292,8 @@ class DiverseEncoderSampler(GANInpaintingSampler):
         super().__init__(predictor, segmentation_fn, custom_segmentation, image, generator,
                          xi=xi, p_sample=p_sample, n_covered_ex=n_covered_ex,
                          pool_size=pool_size, batchnorm=batchnorm,
-                         max_iterations=max_iterations, device=device, seed=seed)
+                         max_iterations=max_iterations, device=device, seed=seed,
+                         keep_examples=keep_examples)
         if tuple(encoder.image_shape) != self.inpainter.image_shape:
             raise ValueError(
                 f"encoder.image_shape {tuple(encoder.image_shape)} differs from the generator's "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -14,7 +14,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--out", default="demo-report", help="output directory")
     demo.add_argument("--sections", default=None,
                       help="comma-separated section names (default: all)")
-    demo.add_argument("--quick", action="store_true", help="small workloads (for CI)")
+    size = demo.add_mutually_exclusive_group()
+    size.add_argument("--full", action="store_true",
+                      help="the full workloads (every class, full searches: about 20 minutes on "
+                      "2 CPU cores once the zoo is trained)")
+    size.add_argument("--quick", action="store_true",
+                      help="the quick workloads (the default; kept for scripts that pass it)")
     demo.add_argument("--seed", type=int, default=0)
     sub.add_parser("sections", help="list the report sections")
     args = parser.parse_args(argv)
@@ -28,8 +33,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{spec.name:20s} {spec.title}")
         return 0
     names = [s.strip() for s in args.sections.split(",") if s.strip()] if args.sections else None
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    workloads = "full" if args.full else "quick"
+    hint = "" if args.full else "; --full runs the full workloads"
+    log(f"captum-latent demo report ({workloads} workloads{hint}) -> {args.out}")
     try:
-        result = build_report(args.out, sections=names, quick=args.quick, seed=args.seed)
+        result = build_report(args.out, sections=names, quick=not args.full, seed=args.seed,
+                              log=log)
     except ValueError as e:
         parser.error(str(e))
     for name in result.sections:

@@ -9,7 +9,8 @@ convention and says how to convert.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -231,3 +232,74 @@ def check_fraction(name: str, value: Any, *, closed_low: bool = False) -> float:
         interval = "[0, 1]" if closed_low else "(0, 1]"
         raise ValueError(f"{name} must be in {interval}, got {value!r}")
     return float(value)
+
+
+def _describe_input(x: Any) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"a tensor of shape {_shape(x)} (dtype {x.dtype}, device {x.device})"
+    if isinstance(x, np.ndarray):
+        return f"an array of shape {_shape(x)} (dtype {x.dtype})"
+    return f"a {type(x).__name__}"
+
+
+def call_model(name: str, model: Any, x: Any, *args: Any, when: str = "") -> Any:
+    """``model(x, *args)``; an exception raised by the user's model becomes a ``ValueError``
+    naming the input's shape, dtype and device (the original exception is kept as its cause).
+
+    ``when`` says which call this was (``"on the unperturbed input"``, ...).
+    """
+    try:
+        return model(x, *args)
+    except Exception as e:
+        where = f" {when}" if when else ""
+        raise ValueError(
+            f"{name} failed on {_describe_input(x)}{where}: {type(e).__name__}: {e}. Check that "
+            "the model takes inputs of this shape and layout (channels, image size)"
+        ) from e
+
+
+def check_model_output(name: str, out: Any, *, when: str = "") -> None:
+    """The user's model returned finite numbers; else a ``ValueError`` saying how many NaN/Inf
+    values there were, among how many outputs, and for which call."""
+    if isinstance(out, torch.Tensor):
+        if out.device.type == "meta" or not (out.is_floating_point() or out.is_complex()):
+            return
+        nan, inf = int(torch.isnan(out).sum()), int(torch.isinf(out).sum())
+        total = out.numel()
+    elif isinstance(out, np.ndarray):
+        if not np.issubdtype(out.dtype, np.floating):
+            return
+        nan, inf = int(np.isnan(out).sum()), int(np.isinf(out).sum())
+        total = out.size
+    else:
+        return
+    if nan or inf:
+        where = f" {when}" if when else ""
+        raise ValueError(
+            f"{name} returned {nan} NaN and {inf} Inf values among {total} outputs of shape "
+            f"{_shape(out)}{where}: an explanation of non-finite outputs is meaningless; check "
+            "the model (a log of 0, a division, an overflow) and its input range"
+        )
+
+
+def class_scores(name: str, model: Any, x: torch.Tensor, *, when: str = "") -> torch.Tensor:
+    """``model(x)`` without gradient, checked to be finite ``(N, K)`` class scores with
+    ``K >= 2`` (a counterfactual moves the prediction to a target class: it needs a score per
+    class); every failure is a ``ValueError``/``TypeError`` naming ``name`` and the call."""
+    with torch.no_grad():
+        out = call_model(name, model, x, when=when)
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"{name} must return a torch.Tensor of (N, K) logits, got "
+                        f"{type(out).__name__}")
+    check_model_output(name, out, when=when)
+    if out.ndim == 1 or (out.ndim == 2 and out.shape[1] == 1):
+        raise ValueError(
+            f"{name} returns one number per image (shape {_shape(out)}); a counterfactual moves "
+            "the prediction to a target class, so it needs one score per class, (N, K) logits "
+            "with K >= 2: for a single logit s, wrap the model to return "
+            "torch.cat([-s, s], dim=1) / 2 (two classes with the same probabilities)"
+        )
+    if out.ndim != 2 or out.shape[0] != x.shape[0]:
+        raise ValueError(f"{name} must return ({x.shape[0]}, K) logits for {x.shape[0]} images, "
+                         f"got shape {_shape(out)}")
+    return out

@@ -5,8 +5,9 @@ the API pages and the doctests see complete docstrings)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Mapping, Optional, TypeVar
+from typing import Any, Callable, Optional, TypeVar
 
 import torch
 from captum._utils.typing import TargetType

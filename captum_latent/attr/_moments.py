@@ -22,8 +22,13 @@ from captum._utils.common import (
 )
 from torch import Tensor
 
-from captum_latent._validation import check_device, check_image_tensor, module_device
-
+from captum_latent._validation import (
+    call_model,
+    check_device,
+    check_image_tensor,
+    check_model_output,
+    module_device,
+)
 from captum_latent.attr.perturbations import PerturbationScheme
 
 _OUTPUT_TRANSFORMS = ("none", "softmax", "log_softmax")
@@ -89,12 +94,20 @@ def _check_model_and_targets(
         for name, t in (("target", target), ("contrast_target", contrast_target))
         if t is not None
     }
-    if not targets:
-        return
     with torch.no_grad():
-        first = _example_args(args, 0, batch)
-        out = forward_func(x[:1], *first) if first is not None else forward_func(x[:1])
-    if not isinstance(out, Tensor) or out.dim() < 2:
+        first = _example_args(args, 0, batch) or ()
+        out = call_model("forward_func", forward_func, x[:1], *first,
+                         when="(a probe with the first example, before any perturbation)")
+    check_model_output("forward_func", out, when="on the first example (the probe call)")
+    if isinstance(out, Tensor) and out.dim() < 2 and targets:
+        name = next(iter(targets))
+        raise ValueError(
+            f"forward_func returns one number per example (outputs of shape "
+            f"{tuple(out.shape)} for one example), so {name}= has no class to select: call with "
+            "target=None (and no contrast_target) to explain that number, or make the model "
+            "return (N, K) scores"
+        )
+    if not targets or not isinstance(out, Tensor) or out.dim() < 2:
         return
     sizes = tuple(int(s) for s in out.shape[1:])
     for name, per_example in targets.items():
@@ -127,12 +140,14 @@ def _scalar_output(
     contrast_target: Any,
     args: Any,
     output_transform: str,
+    when: str = "",
 ) -> Tensor:
     n = x.shape[0]
-    exp_args = _expand_additional_forward_args(args, n) if args is not None else None
-    out = forward_func(x, *exp_args) if exp_args is not None else forward_func(x)
+    exp_args = _expand_additional_forward_args(args, n) if args is not None else ()
+    out = call_model("forward_func", forward_func, x, *exp_args, when=when)
     if not isinstance(out, Tensor):
         out = torch.as_tensor(out, device=x.device)
+    check_model_output("forward_func", out, when=when)
     if out.dim() == 0:
         out = out.reshape(1)
     if output_transform != "none":
@@ -167,7 +182,8 @@ def _evaluate_example(
     """Evaluate ``f(x0 + up(z_i))`` for ``z`` of shape ``(n, C, h, w)`` and return the moments."""
     with torch.no_grad():
         f0 = _scalar_output(
-            forward_func, x0.unsqueeze(0), target, contrast_target, args, output_transform
+            forward_func, x0.unsqueeze(0), target, contrast_target, args, output_transform,
+            when="on the unperturbed example",
         )
         ys = []
         for start in range(0, z.shape[0], perturbations_per_eval):
@@ -177,6 +193,7 @@ def _evaluate_example(
             y = _scalar_output(
                 forward_func, x0.unsqueeze(0) + chunk, target, contrast_target, args,
                 output_transform,
+                when=f"on perturbations {start} to {start + chunk.shape[0] - 1} of {z.shape[0]}",
             )
             ys.append(y.detach().to(torch.float64))
             if progress is not None:

@@ -18,7 +18,7 @@ from .objectives import (
     Reconstruction,
     WeightedSum,
 )
-from .optimizers import RMSprop, Adam, RowwiseOptimizer
+from .optimizers import Adam, RMSprop, RowwiseOptimizer
 from .priors import LatentPrior, StandardNormal, UniformPrior
 from .projection import BallProjection, Clip, Projection
 from .stopping import (

@@ -19,8 +19,8 @@ Other layers (dropout, ...) are never touched, and the original ``training`` and
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm

@@ -29,7 +29,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from captum_latent.zoo import ImageDataset, SmallCNN, accuracy
-from captum_latent.zoo._cache import cache_path, load_or_train, model_entry, update_entry
+from captum_latent.zoo._cache import (
+    cache_path,
+    load_or_train,
+    model_entry,
+    training_seed,
+    update_entry,
+)
 from captum_latent.zoo._trainer import fit_minibatches, seeded
 
 __all__ = [
@@ -286,7 +292,7 @@ def _cached(config: DEPConfig, progress: bool) -> DEPClassifier:
     return model
 
 
-def dep_digits_classifier(seed: int = 0, progress: bool = True) -> DEPClassifier:
+def dep_digits_classifier(seed: int | None = None, progress: bool = True) -> DEPClassifier:
     """The zoo digits classifier trained jointly with a DEP loss predictor (cached).
 
     ``(B, 1, 28, 28)`` in [0, 1] to ``(B, 10)`` logits; ``predict_loss`` gives ``s_hat``.
@@ -300,10 +306,11 @@ def dep_digits_classifier(seed: int = 0, progress: bool = True) -> DEPClassifier
     >>> model.zoo_metrics["test_accuracy"] >= 0.95  # doctest: +SKIP
     True
     """
-    return _cached(DEPConfig(**{**asdict(DIGITS_DEP_CONFIG), "seed": seed}), progress)
+    config = DEPConfig(**{**asdict(DIGITS_DEP_CONFIG), "seed": training_seed(seed)})
+    return _cached(config, progress)
 
 
-def dep_faces_classifier(seed: int = 0, progress: bool = True) -> DEPClassifier:
+def dep_faces_classifier(seed: int | None = None, progress: bool = True) -> DEPClassifier:
     """The zoo face / non-face classifier trained jointly with a DEP loss predictor (cached).
 
     Trained on first use (10 s). Measured: test accuracy 0.98, Spearman 0.81.
@@ -314,4 +321,5 @@ def dep_faces_classifier(seed: int = 0, progress: bool = True) -> DEPClassifier:
     >>> model.zoo_metrics["test_accuracy"] >= 0.85  # doctest: +SKIP
     True
     """
-    return _cached(DEPConfig(**{**asdict(FACES_DEP_CONFIG), "seed": seed}), progress)
+    config = DEPConfig(**{**asdict(FACES_DEP_CONFIG), "seed": training_seed(seed)})
+    return _cached(config, progress)

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from captum_latent.zoo import ImageDataset, accuracy
-from captum_latent.zoo._cache import cache_path, load_or_train, model_entry
+from captum_latent.zoo._cache import cache_path, load_or_train, model_entry, training_seed
 from captum_latent.zoo._trainer import fit_minibatches, seeded
 
 __all__ = [
@@ -269,7 +269,7 @@ DIGITS_DUQ_CONFIG = DUQConfig(dataset="digits", width=16, hidden=64, embedding=6
                               penalty=0.05)
 
 
-def duq_digits_classifier(seed: int = 0, progress: bool = True) -> DUQClassifier:
+def duq_digits_classifier(seed: int | None = None, progress: bool = True) -> DUQClassifier:
     """The zoo digits DUQ model (cached): ``(B, 1, 28, 28)`` in [0, 1] to ``(B, 10)`` kernel
     similarities, for :class:`~captum_latent.counterfactual.DUQConsistency`.
 
@@ -284,7 +284,7 @@ def duq_digits_classifier(seed: int = 0, progress: bool = True) -> DUQClassifier
     """
     from captum_latent import zoo
 
-    config = DUQConfig(**{**asdict(DIGITS_DUQ_CONFIG), "seed": seed})
+    config = DUQConfig(**{**asdict(DIGITS_DUQ_CONFIG), "seed": training_seed(seed)})
     dataset = zoo.digits()
     c, h, _ = dataset.image_shape
     path = cache_path("digits_duq_classifier", config)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from captum_latent._validation import class_scores
 from captum_latent.counterfactual.manifold import ManifoldConsistency
 from captum_latent.counterfactual.priors import ImagePrior, INRPrior
 from captum_latent.counterfactual.progressive import FixedSchedule, ProgressiveSchedule
@@ -187,6 +188,9 @@ class DISCGenerator:
             "lr": self.lr,
         }
 
+    def _classify(self, images: torch.Tensor, when: str) -> torch.Tensor:
+        return class_scores("classifier", self.classifier, images, when=when)
+
     def _targets(self, target: TargetSpec, logits: torch.Tensor) -> torch.Tensor:
         b, k = logits.shape
         if isinstance(target, str):
@@ -245,8 +249,7 @@ class DISCGenerator:
             generator = torch.Generator().manual_seed(int(seed))
         device = self.device or queries.device
         queries = queries.detach().to(device)
-        with torch.no_grad():
-            logits0 = self.classifier(queries)
+        logits0 = self._classify(queries, when="on the queries")
         source = logits0.argmax(1)
         targets = self._targets(target, logits0)
 
@@ -255,7 +258,7 @@ class DISCGenerator:
             history = self._optimise(state, queries, source, targets)
         with torch.no_grad():
             cf = state().detach()
-            probs = torch.softmax(self.classifier(cf), 1)
+        probs = torch.softmax(self._classify(cf, when="on the counterfactuals"), 1)
         predicted = probs.argmax(1)
         return CounterfactualResult(
             queries=queries, counterfactuals=cf, source=source, target=targets,

@@ -27,8 +27,8 @@ from captum_latent.distributed._result import DatasetExplanation, summarise
 from captum_latent.distributed._storage import (
     FORMAT,
     FORMAT_VERSION,
-    MANIFEST,
     LOCK,
+    MANIFEST,
     Part,
     RunLock,
     Store,

@@ -13,16 +13,15 @@ collapsed. Its outputs (plus noise) replace ``N(0, I)`` as initial codes of the 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 from torch import nn
 
-from captum_latent.persistence import SaveLoadMixin
-
 from captum_latent.core import LatentPrior, batchnorm_mode
 from captum_latent.core._random import _make_generator
+from captum_latent.persistence import SaveLoadMixin
 
 from .superpixels import random_superpixel_masks, superpixel_segments
 

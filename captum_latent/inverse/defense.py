@@ -7,6 +7,7 @@ import warnings
 import torch
 from torch import nn
 
+from captum_latent._validation import call_model, check_model_output
 from captum_latent.inverse.mimicgan import MimicGAN
 
 
@@ -53,6 +54,11 @@ class MimicGANDefense(nn.Module):
                             f"{type(classifier).__name__}")
         if not isinstance(mimicgan, MimicGAN):
             raise TypeError(f"mimicgan must be a MimicGAN, got {type(mimicgan).__name__}")
+        probe = torch.zeros(1, *mimicgan.image_shape, device=mimicgan.device)
+        with torch.no_grad():
+            out = call_model("classifier", classifier, probe,
+                             when="(a blank image of the generator's shape; the probe call)")
+        check_model_output("classifier", out, when="on a blank image (the probe call)")
         self.classifier = classifier
         self.mimicgan = mimicgan
         self.seed = seed
@@ -86,4 +92,7 @@ class MimicGANDefense(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         cleaned = self.clean(x.detach()).detach().to(x.dtype)
         straight_through = x + (cleaned - x).detach()
-        return self.classifier(straight_through)
+        out = call_model("classifier", self.classifier, straight_through,
+                         when="(the cleaned images)")
+        check_model_output("classifier", out, when=f"on {x.shape[0]} cleaned images")
+        return out

@@ -8,9 +8,10 @@ import platform
 import re
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable
 
 from captum_latent.report._registry import discover_sections, registered_sections
 from captum_latent.report._writer import SectionWriter
@@ -56,6 +57,7 @@ def build_report(
     sections: Sequence[str] | None = None,
     quick: bool = False,
     seed: int = 0,
+    log: Callable[[str], None] | None = None,
 ) -> ReportResult:
     """Run the registered sections and write ``index.html``, ``report.json`` and figures.
 
@@ -68,9 +70,13 @@ def build_report(
     sections : sequence of str, optional
         Names of the sections to run (default: all registered).
     quick : bool, default False
-        Ask sections for smaller workloads.
+        Ask sections for their quick workloads (what ``python -m captum_latent demo`` runs
+        unless given ``--full``); the report states which workloads it ran.
     seed : int, default 0
         Seed passed to every section.
+    log : callable, optional
+        Called with one line as each section starts and ends (its name, number and seconds;
+        the command line prints them, so a long build is never silent).
 
     Returns
     -------
@@ -102,6 +108,9 @@ def build_report(
     bodies, metrics, counts = [], {}, {}
     for number, spec in enumerate(specs, start=1):
         writer = SectionWriter(spec.name, out, quick=quick, seed=seed, number=number)
+        label = f"[{number}/{len(specs)}] {spec.name}"
+        if log is not None:
+            log(f"{label}: started ({spec.title})")
         start = time.perf_counter()
         try:
             spec.function(writer)
@@ -113,6 +122,9 @@ def build_report(
                 f'<div class="error">This section failed:\n{html.escape(tb)}</div>'
             )
         elapsed = time.perf_counter() - start
+        if log is not None:
+            status = "FAILED" if spec.name in result.failed else "done"
+            log(f"{label}: {status} in {elapsed:.1f} s")
         result.seconds[spec.name] = elapsed
         result.sections.append(spec.name)
         metrics[spec.name] = writer.metrics
@@ -145,8 +157,8 @@ def build_report(
         f"<style>{_CSS}</style></head><body>"
         '<h1 id="top">captum-latent demo report</h1>'
         f'<p class="meta">captum-latent {__version__}, Python {platform.python_version()}, '
-        f"{html.escape(platform.platform())}, generated {time.strftime('%Y-%m-%d %H:%M:%S')}"
-        f"{' (quick mode)' if quick else ''}.</p>"
+        f"{html.escape(platform.platform())}, generated {time.strftime('%Y-%m-%d %H:%M:%S')}."
+        f" {_workloads(quick)}</p>"
         f"{warnings}<nav><h2>Contents</h2><ol>{toc}</ol>"
         '<p class="meta">Every number shown is also in <a href="report.json">report.json</a>'
         "; figures are in <code>figures/</code>.</p></nav>"
@@ -157,7 +169,7 @@ def build_report(
     (out / "report.json").write_text(
         json.dumps(
             {"sections": metrics, "seconds": result.seconds, "failed": sorted(result.failed),
-             "quick": quick, "seed": seed},
+             "quick": quick, "workloads": "quick" if quick else "full", "seed": seed},
             indent=2, default=_jsonable,
         ),
         encoding="utf-8",
@@ -165,6 +177,16 @@ def build_report(
     if import_errors:
         result.failed["<import>"] = "\n".join(import_errors)
     return result
+
+
+def _workloads(quick: bool) -> str:
+    """The sentence saying which workloads the report ran."""
+    if quick:
+        return ("Workloads: <strong>quick</strong> (the default of <code>python -m captum_latent "
+                "demo</code>: a few images per method, short searches); "
+                "<code>--full</code> runs the full workloads.")
+    return ("Workloads: <strong>full</strong> (<code>python -m captum_latent demo --full</code>: "
+            "every class, full searches).")
 
 
 def _plural(n: int, word: str) -> str:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _MAX_ITEMS = 20  # list values shown in the section's table of numbers
@@ -47,6 +48,14 @@ class SectionWriter:
     number: int = 0
     metrics: dict[str, Any] = field(default_factory=dict)
     blocks: list[_Block] = field(default_factory=list)
+
+    def progress(self, iterable: Any, desc: str, total: int | None = None) -> Any:
+        """``iterable`` with a progress bar (on a terminal) named after the section, for any
+        step of a section that takes more than a few seconds."""
+        from tqdm.auto import tqdm
+
+        return tqdm(iterable, desc=f"{self.name}: {desc}", total=total, leave=False,
+                    disable=None)
 
     def text(self, paragraph: str) -> None:
         """Add a paragraph of plain text (HTML-escaped)."""

@@ -17,7 +17,7 @@ torch.Size([4, 10])
 
 from __future__ import annotations
 
-from captum_latent.zoo._cache import CACHE_ENV_VAR, cache_dir
+from captum_latent.zoo._cache import CACHE_ENV_VAR, SEED_ENV_VAR, cache_dir, training_seed
 from captum_latent.zoo._loaders import (
     GANPair,
     dep_digits_classifier,
@@ -42,6 +42,7 @@ from captum_latent.zoo.training import ClassifierConfig, GANConfig, accuracy
 __all__ = [
     "CACHE_ENV_VAR",
     "PHOTOGRAPHS",
+    "SEED_ENV_VAR",
     "ClassifierConfig",
     "DCGANDiscriminator",
     "DCGANGenerator",
@@ -62,4 +63,5 @@ __all__ = [
     "faces_classifier",
     "generator_quality",
     "photograph",
+    "training_seed",
 ]

@@ -19,6 +19,11 @@ CACHE_FORMAT_VERSION = 1
 #: Environment variable that overrides the cache directory.
 CACHE_ENV_VAR = "CAPTUM_LATENT_CACHE"
 
+#: Environment variable that sets the default training seed of every zoo model (unset: 0). It
+#: retrains the zoo as another machine might have trained it, to check that a result holds for
+#: any model the configuration trains (``benchmarks/zoo_seeds.py``).
+SEED_ENV_VAR = "CAPTUM_LATENT_ZOO_SEED"
+
 # One lock for every cached model: a loader may need another model while training (the GAN
 # is scored by the classifier), hence re-entrant.
 _LOCK = threading.RLock()
@@ -38,6 +43,27 @@ def cache_dir() -> Path:
         root = (Path(xdg) if xdg else Path.home() / ".cache") / "captum_latent"
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def training_seed(seed: int | None = None) -> int:
+    """The training seed of a zoo model: ``seed`` when given, else ``$CAPTUM_LATENT_ZOO_SEED``
+    (0 when unset).
+
+    Examples
+    --------
+    >>> from captum_latent.zoo import training_seed
+    >>> training_seed(3)
+    3
+    """
+    if seed is not None:
+        return seed
+    text = os.environ.get(SEED_ENV_VAR, "").strip()
+    if not text:
+        return 0
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"${SEED_ENV_VAR} must be an integer, got {text!r}") from None
 
 
 def config_key(name: str, config: Any) -> str:

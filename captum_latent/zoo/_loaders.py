@@ -8,11 +8,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from captum_latent.zoo._cache import cache_path, load_or_train, model_entry
+from captum_latent.zoo._cache import cache_path, load_or_train, model_entry, training_seed
 from captum_latent.zoo.datasets import digits, faces
 from captum_latent.zoo.models import DCGANDiscriminator, DCGANGenerator, SmallCNN
 from captum_latent.zoo.training import ClassifierConfig, GANConfig, train_classifier, train_gan
-
 
 #: Default training configurations (the cache key is a hash of these).
 DIGITS_CLASSIFIER_CONFIG = ClassifierConfig(dataset="digits", epochs=20, max_shift=2)
@@ -67,7 +66,7 @@ def _classifier(name: str, config: ClassifierConfig, progress: bool) -> SmallCNN
     return _frozen_eval(model, entry["metrics"])  # type: ignore[return-value]
 
 
-def digits_classifier(seed: int = 0, progress: bool = True) -> SmallCNN:
+def digits_classifier(seed: int | None = None, progress: bool = True) -> SmallCNN:
     """The reference digits classifier: ``(B, 1, 28, 28)`` in [0, 1] to ``(B, 10)`` logits.
 
     Trained on :func:`~captum_latent.zoo.digits` on first use (about 20 s on 2 CPU cores),
@@ -76,8 +75,9 @@ def digits_classifier(seed: int = 0, progress: bool = True) -> SmallCNN:
 
     Parameters
     ----------
-    seed : int, default 0
-        Training seed (each seed is cached separately).
+    seed : int, optional
+        Training seed (each seed is cached separately); default ``$CAPTUM_LATENT_ZOO_SEED``,
+        else 0 (see :func:`training_seed`).
     progress : bool, default True
         Show a progress bar while training.
 
@@ -88,11 +88,13 @@ def digits_classifier(seed: int = 0, progress: bool = True) -> SmallCNN:
     >>> model.zoo_metrics["test_accuracy"] >= 0.97
     True
     """
-    config = ClassifierConfig(**{**DIGITS_CLASSIFIER_CONFIG.__dict__, "seed": seed})
+    config = ClassifierConfig(
+        **{**DIGITS_CLASSIFIER_CONFIG.__dict__, "seed": training_seed(seed)}
+    )
     return _classifier("digits", config, progress)
 
 
-def faces_classifier(seed: int = 0, progress: bool = True) -> SmallCNN:
+def faces_classifier(seed: int | None = None, progress: bool = True) -> SmallCNN:
     """The reference face / non-face classifier: ``(B, 1, 25, 25)`` to ``(B, 2)`` logits.
 
     Trained on :func:`~captum_latent.zoo.faces` on first use, then loaded from the cache.
@@ -104,7 +106,9 @@ def faces_classifier(seed: int = 0, progress: bool = True) -> SmallCNN:
     >>> model.zoo_metrics["test_accuracy"] >= 0.9
     True
     """
-    config = ClassifierConfig(**{**FACES_CLASSIFIER_CONFIG.__dict__, "seed": seed})
+    config = ClassifierConfig(
+        **{**FACES_CLASSIFIER_CONFIG.__dict__, "seed": training_seed(seed)}
+    )
     return _classifier("faces", config, progress)
 
 
@@ -129,7 +133,9 @@ def generator_quality(
     }
 
 
-def digits_gan(latent_dim: int = 32, seed: int = 0, progress: bool = True) -> GANPair:
+def digits_gan(
+    latent_dim: int = 32, seed: int | None = None, progress: bool = True
+) -> GANPair:
     """The reference DCGAN for the zoo digits (generator + discriminator, with BatchNorm).
 
     Trained on the digits training split on first use (about a minute on 2 CPU cores), then
@@ -140,8 +146,8 @@ def digits_gan(latent_dim: int = 32, seed: int = 0, progress: bool = True) -> GA
     ----------
     latent_dim : int, default 32
         Size of the latent code.
-    seed : int, default 0
-        Training seed.
+    seed : int, optional
+        Training seed; default :func:`training_seed`.
     progress : bool, default True
         Show a progress bar while training.
 
@@ -155,7 +161,7 @@ def digits_gan(latent_dim: int = 32, seed: int = 0, progress: bool = True) -> GA
     """
     if not isinstance(latent_dim, int) or latent_dim < 1:
         raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
-    config = GANConfig(latent_dim=latent_dim, seed=seed)
+    config = GANConfig(latent_dim=latent_dim, seed=training_seed(seed))
     path = cache_path("digits_dcgan", config)
 
     def train() -> dict:
@@ -177,7 +183,7 @@ def digits_gan(latent_dim: int = 32, seed: int = 0, progress: bool = True) -> GA
     return GANPair(_frozen_eval(g, metrics), _frozen_eval(d, metrics), dict(metrics))
 
 
-def dep_digits_classifier(seed: int = 0, progress: bool = True) -> nn.Module:
+def dep_digits_classifier(seed: int | None = None, progress: bool = True) -> nn.Module:
     """The digits classifier trained jointly with a DEP loss predictor (DISC §3.3).
 
     ``(B, 1, 28, 28)`` to ``(B, 10)`` logits, plus ``model.predict_loss(x)``. Trained on first
@@ -189,7 +195,7 @@ def dep_digits_classifier(seed: int = 0, progress: bool = True) -> nn.Module:
     return load(seed=seed, progress=progress)
 
 
-def dep_faces_classifier(seed: int = 0, progress: bool = True) -> nn.Module:
+def dep_faces_classifier(seed: int | None = None, progress: bool = True) -> nn.Module:
     """The face / non-face classifier trained jointly with a DEP loss predictor (DISC §3.3);
     see :func:`captum_latent.counterfactual.dep_faces_classifier`."""
     from captum_latent.counterfactual.dep import dep_faces_classifier as load
@@ -197,7 +203,7 @@ def dep_faces_classifier(seed: int = 0, progress: bool = True) -> nn.Module:
     return load(seed=seed, progress=progress)
 
 
-def duq_digits_classifier(seed: int = 0, progress: bool = True) -> nn.Module:
+def duq_digits_classifier(seed: int | None = None, progress: bool = True) -> nn.Module:
     """A DUQ model of the zoo digits (RBF centroids, gradient penalty) for DISC's Eq. 9.
 
     ``(B, 1, 28, 28)`` to ``(B, 10)`` kernel similarities; trained on first use and cached;

@@ -12,8 +12,9 @@ make a fresh training differ from the cached models (see ``CACHE_FORMAT_VERSION`
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 import torch.nn.functional as F

@@ -85,16 +85,31 @@ def test_alibi_sampler_option_matches_alibi(predict, digits_data):
 
 
 def test_alibi_sampler_is_deterministic_by_seed_without_global_state(predict, digits_data):
+    """The same seed gives the same explanation and shows the predictor the same images; another
+    seed shows it other images (the anchor found may well be the same)."""
     image = digits_data.test.images[1].permute(1, 2, 0).numpy()
+
+    def run(seed: int) -> tuple:
+        seen: list[np.ndarray] = []
+
+        def recording(x: np.ndarray) -> np.ndarray:
+            seen.append(np.array(x, copy=True))
+            return predict(x)
+
+        e = GANAnchorImage(recording, (28, 28, 1), sampler="alibi", seed=seed).explain(
+            image, threshold=0.9, max_anchor_size=3)
+        return e, np.concatenate(seen[1:])  # seen[0]: the construction probe (a blank image)
+
     np.random.seed(11)
     expected = np.random.rand()
     np.random.seed(11)
-    runs = [GANAnchorImage(predict, (28, 28, 1), sampler="alibi", seed=seed).explain(
-        image, threshold=0.9, max_anchor_size=3) for seed in (5, 5, 6)]
+    (first, images), (again, images_again), (other, images_other) = run(5), run(5), run(6)
     assert np.random.rand() == expected
-    assert runs[0].raw["feature"] == runs[1].raw["feature"]
-    assert (runs[0].coverage, runs[0].precision) == (runs[1].coverage, runs[1].precision)
-    assert (runs[0].coverage, runs[0].precision) != (runs[2].coverage, runs[2].precision)
+    assert first.raw["feature"] == again.raw["feature"]
+    assert (first.coverage, first.precision) == (again.coverage, again.precision)
+    assert np.array_equal(images, images_again)
+    assert images.shape[1:] == images_other.shape[1:] == (28, 28, 1)
+    assert images.shape != images_other.shape or not np.array_equal(images, images_other)
 
 
 def test_numpy_global_state_untouched(predict, digits_gan):
@@ -136,3 +151,20 @@ def test_constructor_rejects_bad_arguments(predict, digits_gan, kwargs, error, m
     args.update(kwargs)
     with pytest.raises(error, match=match):
         GANAnchorImage(**args)
+
+
+def test_json_stays_proportionate_and_all_samples_on_request(predict, digits_gan, digits_data):
+    """A handful of GAN samples by default (the JSON of one digit stays well under a megabyte,
+    whatever the anchor's size); every in-painting of the anchor with n_gan_samples=None."""
+    image = digits_data.test.images[5].permute(1, 2, 0).numpy()
+    explainer = GANAnchorImage(predict, (28, 28, 1), digits_gan.generator, seed=0)
+    e = explainer.explain(image, threshold=0.95)
+    assert len(e.data["gan_samples"]["images"]) <= 4
+    assert len(e.to_json()) < 1_000_000
+    explainer = GANAnchorImage(predict, (28, 28, 1), digits_gan.generator, seed=0)
+    every = explainer.explain(image, threshold=0.95, n_gan_samples=None)
+    assert every.raw["feature"] == e.raw["feature"]  # keeping samples changes no result
+    assert len(every.data["gan_samples"]["images"]) >= len(e.data["gan_samples"]["images"])
+    assert len(every.data["gan_samples"]["images"]) > 10
+    with pytest.raises(ValueError, match="n_gan_samples"):
+        explainer.explain(image, n_gan_samples=-1)

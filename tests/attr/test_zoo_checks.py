@@ -28,17 +28,26 @@ def _spread(maps: torch.Tensor) -> torch.Tensor:
 
 
 def test_sanity_check_randomised_top_layer(digits_classifier, digits_data):
-    """Paper §5.1: at the trained model's penalty (K_L = 0.1) the randomised model's LEG-TV
-    maps are flat (zero up to their mean) for most images and small for the rest, while
-    Captum's Saliency maps keep a large part of their size."""
-    x = digits_data.test.images[:6]
+    """Paper §5.1, as it holds for any model the zoo's configuration trains (4 training seeds,
+    docs/benchmarks.md "Zoo seeds"): after the logit layer is re-drawn, the model's strongest
+    TV signal (``L_max``) is below the trained model's on every image (measured: at most 0.52
+    of it, median 0.15), so at the trained model's penalty (``K_L = 0.1``) the randomised maps
+    keep under 10% of the trained maps' size (measured 4%), while Captum's Saliency maps keep
+    a large part of theirs.
+
+    Exact flatness (the paper's VGG-19 maps are zero) is not asserted: a randomised top layer
+    over trained features is still a real, input-dependent function here, and its map is flat
+    exactly when its ``L_max`` ratio is below ``K_L``: on 20-40% of the digits at ``K_L=0.1``,
+    0-3% at 0.05 (docs/methods/leg_tv.md, "Sanity check")."""
+    x = digits_data.test.images[:10]
     pred = digits_classifier(x).argmax(dim=1)
-    trained = LEGTV(digits_classifier)
     kw = dict(n_samples=400, seed=0)
-    maps = trained.attribute(x, target=pred, k_l=0.1, **kw)
-    penalty = trained.last_penalty[:, 0]
+    path = LEGTV(digits_classifier).attribute_path(x, target=pred, k_l_grid=[1.0, 0.1], **kw)
+    maps, penalty = path.attributions[1], path.bounds[1, :, 0]  # K_L = 0.1
     random_model = zoo.digits_classifier(progress=False)
     _randomise_top_layer(random_model, seed=0)
+    l_max_random = LEGTV(random_model).attribute_path(x, target=pred, k_l_grid=[1.0], **kw)
+    ratio = l_max_random.bounds[0, :, 0] / path.bounds[0, :, 0]
     random_maps = torch.cat(
         [
             LEGTV(random_model).attribute(
@@ -49,17 +58,17 @@ def test_sanity_check_randomised_top_layer(digits_classifier, digits_data):
         ]
     )
     spread, random_spread = _spread(maps), _spread(random_maps)
+    # a map is flat exactly when the randomised model's L_max is below the trained penalty
+    flat = random_spread <= 1e-6 * spread
+    assert int((flat == (ratio <= 0.1)).sum()) >= x.shape[0] - 1, (flat, ratio)
     sal = Saliency(digits_classifier).attribute(x.clone().requires_grad_(), target=pred, abs=False)
     sal_random = Saliency(random_model).attribute(
         x.clone().requires_grad_(), target=pred, abs=False
     )
-    sal_ratio = float(_spread(sal_random).sum() / _spread(sal).sum())
-    legtv_ratio = float(random_spread.sum() / spread.sum())
-    flat = int((random_spread <= 1e-6 * spread).sum())
     assert bool((spread > 0).all())
-    assert flat >= 4, random_spread / spread
-    assert legtv_ratio <= 0.1, random_spread / spread
-    assert sal_ratio >= 0.2
+    assert float(ratio.max()) < 0.8, ratio
+    assert float(random_spread.sum() / spread.sum()) <= 0.1, random_spread / spread
+    assert float(_spread(sal_random).sum() / _spread(sal).sum()) >= 0.2
     assert bool((_spread(sal_random) >= 0.05 * _spread(sal)).all())
 
 

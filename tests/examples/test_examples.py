@@ -4,8 +4,9 @@ Each script runs as a user would run it (``python examples/NAME.py --out DIR``) 
 subprocess that shares this session's zoo cache (the models are trained once, by the fixture
 below, so the per-script times exclude first-use training). Slow: run with ``make examples``.
 
-A script must finish within ``CAPTUM_LATENT_EXAMPLE_SECONDS`` (default 120, the tutorials'
-two-minute budget on a 2-core CPU); raise it on a machine shared with other jobs.
+No wall-clock time is asserted (a slower or busier machine is not a failure): each script's
+seconds are printed (``make examples`` shows them) and recorded in docs/tutorials.md; a script
+that hangs is stopped after ``CAPTUM_LATENT_EXAMPLE_TIMEOUT`` seconds (default 900).
 """
 
 from __future__ import annotations
@@ -46,11 +47,11 @@ def test_example_runs_and_writes_figures(script: Path, tmp_path: Path, warm_zoo:
     out = tmp_path / "figures"
     env = dict(os.environ)  # carries CAPTUM_LATENT_CACHE (set by conftest) to the script
     env["MPLBACKEND"] = "Agg"
-    budget = float(os.environ.get("CAPTUM_LATENT_EXAMPLE_SECONDS", "120"))
+    timeout = float(os.environ.get("CAPTUM_LATENT_EXAMPLE_TIMEOUT", "900"))
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, str(script), "--out", str(out)], cwd=tmp_path, env=env,
-        capture_output=True, text=True, timeout=max(600.0, 3 * budget),
+        capture_output=True, text=True, timeout=timeout,
     )
     seconds = time.perf_counter() - start
     print(f"{script.name}: {seconds:.1f} s\n{proc.stdout}")
@@ -64,7 +65,6 @@ def test_example_runs_and_writes_figures(script: Path, tmp_path: Path, warm_zoo:
         data = png.read_bytes()
         assert data.startswith(PNG_SIGNATURE) and len(data) > 2000, f"{png.name} is not a figure"
     assert not (tmp_path / "examples-output").exists(), "--out was ignored"
-    assert seconds <= budget, f"{script.name} took {seconds:.0f} s, over the {budget:.0f} s budget"
 
 
 def test_examples_have_a_docstring_and_main():

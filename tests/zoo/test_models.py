@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 import torch
@@ -43,12 +42,17 @@ def test_gan_shapes_modes_and_batchnorm(digits_gan):
         assert d(x).shape == (5,)
 
 
-def test_loads_are_cached_fast_and_fresh_copies(digits_gan):
-    start = time.perf_counter()
+def test_loads_are_cached_and_fresh_copies(digits_gan, monkeypatch):
+    from captum_latent.zoo import _loaders
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a cached model was trained again")
+
+    monkeypatch.setattr(_loaders, "train_classifier", no_training)
+    monkeypatch.setattr(_loaders, "train_gan", no_training)
     a = zoo.digits_classifier(progress=False)
     b = zoo.digits_classifier(progress=False)
     again = zoo.digits_gan(progress=False)
-    assert time.perf_counter() - start < 3.0  # cached loads (the target is < 1 s each)
     assert a is not b
     with torch.no_grad():
         a.head.out.weight.zero_()
@@ -92,7 +96,7 @@ def test_corrupt_cache_entry_is_retrained(tmp_path, monkeypatch):
     monkeypatch.setenv(zoo.CACHE_ENV_VAR, str(tmp_path))
     path = cache_path("faces_classifier", FACES_CLASSIFIER_CONFIG)
     path.write_bytes(b"not a checkpoint")
-    model = zoo.faces_classifier(progress=False)
+    model = zoo.faces_classifier(seed=0, progress=False)  # the config's seed, whatever the env
     assert model.zoo_metrics["test_accuracy"] >= 0.9
     assert path.stat().st_size > 1000
 

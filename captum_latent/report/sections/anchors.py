@@ -60,7 +60,7 @@ def anchors_section(writer: SectionWriter) -> None:
         "<code>xi</code>). Images come from the " + writer.link("zoo", "model zoo") + ".</p>"
     )
     rows, panels = [], []
-    for k in classes:
+    for k in writer.progress(classes, "anchors per digit"):
         index = int(torch.nonzero(ds.test.labels == k)[0])
         image = ds.test.images[index].permute(1, 2, 0).numpy()
         results = {}

@@ -46,7 +46,7 @@ def disc_section(writer: SectionWriter) -> None:
         + (" (quick mode: plain zoo classifier, no DEP, short runs)." if writer.quick else ".")
     )
     rows, results = [], []
-    for method in methods:
+    for method in writer.progress(methods, "DISC configurations"):
         gen = table1_generator(method, model, steps=steps)
         res = gen.generate(queries, 8, seed=writer.seed)
         results.append((method, res))

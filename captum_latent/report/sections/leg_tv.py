@@ -96,7 +96,8 @@ def leg_tv_section(writer: SectionWriter) -> None:
     rows = []
     with torch.random.fork_rng():  # Lime and KernelShap draw from torch's global generator
         torch.manual_seed(writer.seed)
-        for name, (explainer, fn, evals) in methods.items():
+        for name, (explainer, fn, evals) in writer.progress(methods.items(), "explainers",
+                                                            total=len(methods)):
             start = time.perf_counter()
             drops, drops_x, gaps, iters = [], [], [], []
             for i in range(n_images):

@@ -50,7 +50,7 @@ def mimicgan_section(writer: SectionWriter) -> None:
         "<code>digits_&lt;corruption&gt;</code>."
         "</p>")
     rows, shown = [], []
-    for name in names:
+    for name in writer.progress(names, "corruptions"):
         observed = corruptions.CORRUPTIONS[name](x, seed=writer.seed)
         config = f"digits_{name}"
         pgd = MimicGAN.pgd(gan.generator, config=config).recover(observed, seed=writer.seed)

@@ -3,8 +3,9 @@
 # A torch that already imports inside .venv is kept; otherwise torch==2.13.0 (the CPU wheel) is
 # installed. Re-running a command reinstalls nothing unless pyproject.toml changed.
 # More checks (what CI runs after `make test`, see .ci/run):
+#   make layers     check the import-linter layers contract (pyproject.toml)
 #   make docs       build the documentation site in strict mode (site/index.html)
-#   make examples   run every tutorial in examples/ (each must finish within two minutes)
+#   make examples   run every tutorial in examples/ (prints how long each took)
 #   make browser    open the demo report in headless Chromium: images load, no console errors
 #   make chromium   install Debian's chromium when it is missing (root, apt-get)
 
@@ -17,7 +18,7 @@ OUT ?= demo-report
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: demo test test-all docs examples browser chromium clean-venv
+.PHONY: demo test test-all layers docs examples browser chromium clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +43,10 @@ test: $(VENV)/.installed-alibi+ray+test
 
 test-all: $(VENV)/.installed-alibi+ray+test
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The import-linter contracts of pyproject.toml (docs/architecture.md): layers point downwards.
+layers: $(VENV)/.installed-alibi+ray+test
+	$(VENV)/bin/lint-imports
 
 docs: $(VENV)/.installed-alibi+docs
 	$(PY) -m mkdocs build --strict

@@ -12,16 +12,18 @@ from alibi.explainers.anchors.anchor_base import AnchorBaseBeam
 from alibi.explainers.anchors.anchor_image import AnchorImageSampler
 from torch import nn
 
+from alibi_ext._dataset import GANAnchorDatasetAdapter
 from alibi_ext.samplers import DEFAULT_XI, DiverseEncoderSampler, GANInpaintingSampler
 from alibi_ext.segmentation import QuickshiftSegmentation
-from captum_latent._validation import call_model as _call_model
-from captum_latent._validation import check_fraction as _check_fraction
-from captum_latent._validation import check_image_array as _check_image_array
-from captum_latent._validation import check_in_range as _check_in_range
-from captum_latent._validation import check_int as _check_int
-from captum_latent._validation import check_model_output as _check_model_output
-from captum_latent._validation import probe_generator
+from captum_latent.adapters import register_adapter
+from captum_latent.core import probe_generator
 from captum_latent.persistence import module_from_record, module_record
+from captum_latent.validation import call_model as _call_model
+from captum_latent.validation import check_fraction as _check_fraction
+from captum_latent.validation import check_image_array as _check_image_array
+from captum_latent.validation import check_in_range as _check_in_range
+from captum_latent.validation import check_int as _check_int
+from captum_latent.validation import check_model_output as _check_model_output
 
 __all__ = ["GANAnchorImage", "SAMPLERS"]
 
@@ -350,6 +352,17 @@ class GANAnchorImage(AnchorImage):
         explanation.data["sampler_stats"] = stats
         return explanation
 
+    def explain_seeded(self, image: np.ndarray, seed: int, **kwargs: Any) -> Explanation:
+        """``explain(image, **kwargs)`` as the first explanation of this explainer seeded with
+        ``seed`` (its own ``seed`` and call count are left as they were): what
+        :func:`~captum_latent.distributed.explain_dataset` runs for each item."""
+        saved = (self.seed, self._explain_count)
+        self.seed, self._explain_count = seed, 0
+        try:
+            return self.explain(image, **kwargs)
+        finally:
+            self.seed, self._explain_count = saved
+
     def _transform_predictor(self, predictor: Callable) -> Callable:
         """Replaces Alibi's: checks the predictor on one blank image now (clear errors for a
         predictor that fails, returns NaN/Inf or 1-D scores), then labels every batch."""
@@ -384,3 +397,6 @@ class GANAnchorImage(AnchorImage):
         if self._value_range is not None:
             _check_in_range("image", image, *self._value_range, what="the generator's images")
         return image.astype(self.dtype, copy=False)
+
+
+register_adapter(GANAnchorImage, GANAnchorDatasetAdapter)

@@ -18,7 +18,8 @@ import torch
 from alibi.api.interfaces import Explainer, Explanation
 from torch import nn
 
-from captum_latent._validation import check_image_array, check_in_range, class_scores
+from alibi_ext._dataset import DISCDatasetAdapter
+from captum_latent.adapters import register_adapter
 from captum_latent.counterfactual import (
     DISCGenerator,
     FeatureSemantics,
@@ -28,6 +29,7 @@ from captum_latent.counterfactual import (
     PixelSemantics,
     ProgressiveSchedule,
 )
+from captum_latent.validation import check_image_array, check_in_range, class_scores
 
 __all__ = ["DEFAULT_DATA_DISC", "DEFAULT_META_DISC", "DISC"]
 
@@ -215,6 +217,17 @@ class DISC(Explainer):
         data["all"] = {"loss_history": list(result.loss_history), "seconds": result.seconds}
         return Explanation(meta=copy.deepcopy(self.meta), data=data)
 
+    def explain_seeded(self, X: np.ndarray, seed: int, **kwargs: Any) -> Explanation:
+        """``explain(X, **kwargs)`` with the priors seeded by ``seed`` (the explainer's own seed
+        is left as it was): what :func:`~captum_latent.distributed.explain_dataset` runs for
+        each item."""
+        saved = self.seed
+        self.seed = seed
+        try:
+            return self.explain(X, **kwargs)
+        finally:
+            self.seed = saved
+
     def reset_predictor(self, predictor: nn.Module) -> None:
         """Use another classifier (same configuration otherwise)."""
         if not isinstance(predictor, nn.Module):
@@ -257,3 +270,6 @@ class DISC(Explainer):
             device = torch.device("cpu")
         state["device"] = device
         self.__dict__.update(state)
+
+
+register_adapter(DISC, DISCDatasetAdapter)

@@ -67,9 +67,8 @@ def _digit_instances(size: int, count: int) -> list[Any]:
     def logprob(inp: torch.Tensor) -> torch.Tensor:
         return torch.log_softmax(clf(inp), dim=1)
 
-    b, *_ = LEGTV(logprob)._collect_moments(
-        x, pred, None, 500, 0.1, 100, False, (size, size), "auto", None, 0, None
-    )
+    b = LEGTV(logprob).moments(x, target=pred, n_samples=500, sigma2=0.1,
+                               perturbations_per_eval=100, grid_size=(size, size), seed=0)
     return [StructuredTVProblem.from_moments(b[i], 0.1, k_l=0.05) for i in range(count)]
 
 
@@ -147,8 +146,12 @@ def _iteration_rows(size: int, device: Any) -> list[tuple[str, float, float]]:
     """(form, CPU us, wall us) per iteration for one problem of the given size."""
     import torch
 
-    from captum_latent.attr._admm import _PaddedGrid
-    from captum_latent.attr._grid import _diff, _diff_adjoint, _GridLaplacian
+    from captum_latent.attr.grid import (
+        GridLaplacian,
+        PaddedADMMGrid,
+        grid_difference,
+        grid_difference_adjoint,
+    )
 
     prob = _instance(size, 0)
     shape, s2 = prob.shape, prob.sigma2
@@ -156,20 +159,20 @@ def _iteration_rows(size: int, device: Any) -> list[tuple[str, float, float]]:
     r = (prob.bound / s2).to(device).unsqueeze(1)
     lo, hi = k - r, k + r
     rho = 32.0 / k.abs().amax(dim=1, keepdim=True)
-    lap = _GridLaplacian(shape, k.dtype, device)
+    lap = GridLaplacian(shape, k.dtype, device)
     state = {"w": torch.clamp(torch.zeros_like(k), lo, hi), "u": torch.zeros_like(k)}
 
     def textbook(n: int) -> None:
         w, u = state["w"], state["u"]
         for _ in range(n):
-            v = _diff(lap.solve(_diff_adjoint(w - u, shape)))
+            v = grid_difference(lap.solve(grid_difference_adjoint(w - u, shape)))
             vh = 1.6 * v + (1 - 1.6) * w
             q = vh + u
             w = torch.clamp(torch.sign(q) * (q.abs() - 1.0 / rho).clamp_min(0.0), lo, hi)
             u = u + vh - w
         state["w"], state["u"] = w, u
 
-    grid = _PaddedGrid(shape, 1, k.dtype, device)
+    grid = PaddedADMMGrid(shape, 1, k.dtype, device)
     lo_p, hi_p = grid.pad(lo), grid.pad(hi)
     torch.clamp(grid.w, lo_p, hi_p, out=grid.w)
 
@@ -191,7 +194,7 @@ def _iteration_rows(size: int, device: Any) -> list[tuple[str, float, float]]:
 
 def part_iteration(args: argparse.Namespace) -> None:
     """Cost of one ADMM iteration: the textbook form (allocating ``D^T``, DCT solve, ``D``) vs
-    the solver's in-place padded loop (``captum_latent.attr._admm``), same arithmetic."""
+    the solver's in-place padded loop (``captum_latent.attr.grid.PaddedADMMGrid``), same arithmetic."""
     import torch
 
     device = torch.device(args.device)

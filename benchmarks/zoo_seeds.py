@@ -33,8 +33,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 _SUMMARY = re.compile(r"(\d+) (passed|failed|skipped|deselected|errors?|xfailed|xpassed)")
@@ -93,6 +94,19 @@ def sanity_check(seed: int, n_images: int, n_samples: int) -> dict[str, Any]:
     for k_l in (0.1, 0.05):
         # flat at the trained model's penalty L = k_l * L_max  <=>  L_max(random) <= L
         out[f"flat_at_k_l_{k_l}"] = float((ratio <= k_l).double().mean())
+    # total size (largest deviation from the mean) of the randomised maps at the trained
+    # model's K_L = 0.1 penalty, relative to the trained maps'
+    maps = path.attributions[1]
+    penalty = path.bounds[1, :, 0]
+    random_maps = torch.cat([
+        LEGTV(randomised).attribute(x[i:i + 1], target=int(pred[i]), penalty="absolute",
+                                    l_value=float(penalty[i]), n_samples=n_samples, seed=0)
+        for i in range(n_images)])
+
+    def spread(m: torch.Tensor) -> torch.Tensor:
+        return (m - m.mean(dim=(1, 2, 3), keepdim=True)).abs().amax(dim=(1, 2, 3))
+
+    out["size_ratio_at_k_l_0.1"] = float(spread(random_maps).sum() / spread(maps).sum())
     return out
 
 
@@ -135,11 +149,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f" | {c.get('skipped', 0)} | {r['seconds']:.0f} | "
                   f"{', '.join(r['failed']) or '-'} |")
     print(f"\nLEG-TV sanity check, {args.images} test digits, n_samples={args.n_samples}:")
-    print("| zoo seed | L_max ratio median | L_max ratio max | flat at K_L 0.1 | flat at K_L 0.05 |")
-    print("| ---: | ---: | ---: | ---: | ---: |")
+    print("| zoo seed | L_max ratio median | L_max ratio max | flat at K_L 0.1 | flat at K_L 0.05 "
+          "| size ratio at K_L 0.1 |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in results["sanity"]:
         print(f"| {r['seed']} | {r['l_max_ratio_median']:.3f} | {r['l_max_ratio_max']:.3f} | "
-              f"{r['flat_at_k_l_0.1']:.2f} | {r['flat_at_k_l_0.05']:.2f} |")
+              f"{r['flat_at_k_l_0.1']:.2f} | {r['flat_at_k_l_0.05']:.2f} | "
+              f"{r['size_ratio_at_k_l_0.1']:.3f} |")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0 if all(r["returncode"] == 0 for r in results["suite"]) else 1

@@ -108,7 +108,8 @@ def _disc(model, image, gan):
 
 
 def _disc_generator(model, image, gan):
-    return DISCGenerator(model, prior=TVL2Prior(), semantics=PixelSemantics()).generate(image, 1, seed=0)
+    generator = DISCGenerator(model, prior=TVL2Prior(), semantics=PixelSemantics())
+    return generator.generate(image, 1, seed=0)
 
 
 def _defense(model, image, gan):

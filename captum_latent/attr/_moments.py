@@ -22,14 +22,14 @@ from captum._utils.common import (
 )
 from torch import Tensor
 
-from captum_latent._validation import (
+from captum_latent.attr.perturbations import PerturbationScheme
+from captum_latent.validation import (
     call_model,
     check_device,
     check_image_tensor,
     check_model_output,
     module_device,
 )
-from captum_latent.attr.perturbations import PerturbationScheme
 
 _OUTPUT_TRANSFORMS = ("none", "softmax", "log_softmax")
 
@@ -277,23 +277,6 @@ def _finish(
             maps = F.interpolate(maps, size=tuple(inputs.shape[-2:]), mode="nearest")
         maps = maps.expand(-1, inputs.shape[1], -1, -1).contiguous()
     return (maps,) if is_tuple else maps
-
-
-def _make_generator(seed: Optional[int], generator: Optional[torch.Generator]) -> torch.Generator:
-    if seed is not None and generator is not None:
-        raise ValueError("give at most one of seed and generator")
-    if generator is not None:
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-        return generator
-    gen = torch.Generator()
-    if seed is None:
-        gen.seed()
-    else:
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-        gen.manual_seed(seed)
-    return gen
 
 
 def _check_transform(output_transform: str) -> str:

@@ -9,7 +9,9 @@ from captum._utils.typing import TargetType
 from captum.attr import PerturbationAttribution
 from torch import Tensor
 
+from captum_latent.adapters import register_adapter
 from captum_latent.attr._attribute import _Call, _with_common_parameters
+from captum_latent.attr._dataset import LEGDatasetAdapter
 from captum_latent.attr._moments import (
     _check_common,
     _check_model_and_targets,
@@ -20,9 +22,9 @@ from captum_latent.attr._moments import (
     _example_target,
     _finish,
     _format_args,
-    _make_generator,
 )
 from captum_latent.attr.perturbations import PerturbationScheme, TVGaussian
+from captum_latent.seeding import make_generator
 
 
 class LEG(PerturbationAttribution):
@@ -115,18 +117,49 @@ class LEG(PerturbationAttribution):
         maps, x, is_tuple = self._leg_maps(call)
         return _finish(maps, x, channel_reduction, return_input_shape, is_tuple)
 
-    def _collect_moments(
-        self, call: Any, *legacy: Any
-    ) -> tuple[Tensor, Tensor, bool, tuple[int, int]]:
-        """Moment maps ``b`` of shape ``(B, C, h, w)`` (float64) for every example.
+    @_with_common_parameters
+    def moments(
+        self,
+        inputs: Any,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        n_samples: int = 500,
+        sigma2: float = 0.1,
+        perturbations_per_eval: int = 1,
+        show_progress: bool = False,
+        grid_size: Optional[tuple[int, int]] = None,
+        channel_reduction: str = "auto",
+        contrast_target: TargetType = None,
+        return_input_shape: bool = True,
+        seed: Optional[int] = None,
+        generator: Optional[torch.Generator] = None,
+    ) -> Tensor:
+        """The moment maps ``b = mean_i(y~_i z_i)`` that :meth:`attribute` (and LEG-TV's LP)
+        start from, for users who solve with their own method.
 
-        ``call`` is a :class:`_Call`; the older positional form (``inputs, target,
-        additional_forward_args, n_samples, sigma2, perturbations_per_eval, show_progress,
-        grid_size, channel_reduction, contrast_target, seed, generator``) is still accepted.
+        Parameters
+        ----------
+        <common parameters>
+
+        Returns
+        -------
+        Tensor
+            ``(B, C, h, w)`` float64 maps on the saliency grid (``channel_reduction`` and
+            ``return_input_shape`` do not apply).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from captum_latent import LEG
+        >>> model = lambda x: x[:, :, 1:3, 1:3].sum(dim=(1, 2, 3)).unsqueeze(1)
+        >>> b = LEG(model).moments(torch.zeros(1, 1, 4, 4), target=0, n_samples=50, seed=0)
+        >>> tuple(b.shape), b.dtype
+        ((1, 1, 4, 4), torch.float64)
         """
-        if not isinstance(call, _Call):
-            names = [f for f in _Call.__dataclass_fields__ if f != "return_input_shape"]
-            call = _Call.of({**dict(zip(names, (call, *legacy))), "return_input_shape": True})
+        return self._collect_moments(_Call.of(locals()))[0]
+
+    def _collect_moments(self, call: _Call) -> tuple[Tensor, Tensor, bool, tuple[int, int]]:
+        """Moment maps ``b`` of shape ``(B, C, h, w)`` (float64) for every example."""
         x, is_tuple, grid = _check_common(
             call.inputs, call.n_samples, call.perturbations_per_eval, call.grid_size,
             call.channel_reduction,
@@ -134,7 +167,7 @@ class LEG(PerturbationAttribution):
         sigma2 = call.sigma2
         if isinstance(sigma2, bool) or not isinstance(sigma2, (int, float)) or not sigma2 > 0:
             raise ValueError(f"sigma2 must be a float > 0, got {sigma2!r}")
-        gen = _make_generator(call.seed, call.generator)
+        gen = make_generator(seed=call.seed, generator=call.generator)
         args = _format_args(call.additional_forward_args)
         target, contrast_target = call.target, call.contrast_target
         _check_model_and_targets(self.forward_func, x, args, target, contrast_target)
@@ -170,3 +203,6 @@ class LEG(PerturbationAttribution):
         b, x, is_tuple, grid = self._collect_moments(call)
         maps = self.perturbation.solve(b.reshape(-1, *grid), float(call.sigma2))
         return maps.reshape(b.shape), x, is_tuple
+
+
+register_adapter(LEG, LEGDatasetAdapter)

@@ -12,7 +12,9 @@ import torch
 from captum._utils.typing import TargetType
 from torch import Tensor
 
+from captum_latent.adapters import register_adapter
 from captum_latent.attr._attribute import _Call, _with_common_parameters
+from captum_latent.attr._dataset import LEGTVDatasetAdapter
 from captum_latent.attr._general import _feasible_general
 from captum_latent.attr._grid import _pinv_l1_norm
 from captum_latent.attr._moments import _finish
@@ -369,3 +371,6 @@ class LEGTV(LEG):
         if isinstance(problem, GeneralTVProblem):
             return _feasible_general(problem, maps, mean)[0]
         return maps - maps.mean(dim=(1, 2), keepdim=True) + mean[:, None, None]
+
+
+register_adapter(LEGTV, LEGTVDatasetAdapter)

@@ -20,6 +20,7 @@ from .objectives import (
 )
 from .optimizers import Adam, RMSprop, RowwiseOptimizer
 from .priors import LatentPrior, StandardNormal, UniformPrior
+from .probe import probe_generator
 from .projection import BallProjection, Clip, Projection
 from .stopping import (
     LossThreshold,
@@ -55,5 +56,6 @@ __all__ = [
     "bytes_per_code",
     "has_batchnorm",
     "match_thresholds",
+    "probe_generator",
     "sample_thresholds",
 ]

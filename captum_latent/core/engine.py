@@ -23,7 +23,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._random import _make_generator
+from captum_latent.seeding import make_generator
+
 from .batchnorm import BATCHNORM_MODES, batchnorm_mode
 from .memory import bytes_per_code
 from .objectives import Objective
@@ -327,7 +328,7 @@ class LatentSearch:
         total = n_problems * n_samples
         if initial_codes is not None:
             initial_codes = self._check_initial_codes(initial_codes, total)
-        gen = _make_generator(generator, seed, self.device)
+        gen = make_generator(generator=generator, seed=seed, device=self.device)
         if isinstance(objective, nn.Module):
             objective = objective.to(self.device)
         bound = stop.bind(n_problems, n_samples, self.device) if stop is not None else None

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from ._random import _make_generator
+from captum_latent.seeding import make_generator
 
 __all__ = [
     "StopRule",
@@ -152,7 +152,8 @@ def sample_thresholds(
     >>> bool((t <= 0.05).all() and (t >= 0).all()), bool(0.04 < t.mean() < 0.05)
     (True, True)
     """
-    gen = _make_generator(generator, seed, generator.device if generator is not None else "cpu")
+    device = generator.device if generator is not None else "cpu"
+    gen = make_generator(generator=generator, seed=seed, device=device)
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
     scalar = isinstance(xi, (int, float)) or (isinstance(xi, torch.Tensor) and xi.dim() == 0)

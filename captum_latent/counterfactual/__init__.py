@@ -7,26 +7,13 @@ predicts a target class while semantics are preserved in pixel space
 LSO), optionally staying on the data manifold (:class:`DEPConsistency` with a
 :class:`DEPClassifier`, :class:`DUQConsistency` with a :class:`DUQClassifier`), with
 progressive optimisation (:class:`ProgressiveSchedule`).
+The DEP- and DUQ-trained classifiers are reference models of the zoo
+(:mod:`captum_latent.zoo.dep`, :mod:`captum_latent.zoo.duq`), re-exported here.
 :class:`DISCGenerator` runs batches of queries together.
 """
 
 from __future__ import annotations
 
-from captum_latent.counterfactual.dep import (
-    DEPClassifier,
-    DEPConfig,
-    dep_digits_classifier,
-    dep_faces_classifier,
-    ranking_loss,
-    train_dep_classifier,
-)
-from captum_latent.counterfactual.duq import (
-    DUQClassifier,
-    DUQConfig,
-    duq_digits_classifier,
-    gradient_penalty,
-    train_duq_classifier,
-)
 from captum_latent.counterfactual.generator import CounterfactualResult, DISCGenerator
 from captum_latent.counterfactual.manifold import (
     DEPConsistency,
@@ -46,6 +33,21 @@ from captum_latent.counterfactual.semantics import (
     FeatureSemantics,
     PixelSemantics,
     default_feature_layers,
+)
+from captum_latent.zoo.dep import (
+    DEPClassifier,
+    DEPConfig,
+    dep_digits_classifier,
+    dep_faces_classifier,
+    ranking_loss,
+    train_dep_classifier,
+)
+from captum_latent.zoo.duq import (
+    DUQClassifier,
+    DUQConfig,
+    duq_digits_classifier,
+    gradient_penalty,
+    train_duq_classifier,
 )
 
 __all__ = [

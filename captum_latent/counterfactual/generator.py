@@ -24,11 +24,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from captum_latent._validation import class_scores
+from captum_latent.adapters import register_adapter
+from captum_latent.counterfactual._dataset import DISCGeneratorDatasetAdapter
 from captum_latent.counterfactual.manifold import ManifoldConsistency
 from captum_latent.counterfactual.priors import ImagePrior, INRPrior
 from captum_latent.counterfactual.progressive import FixedSchedule, ProgressiveSchedule
 from captum_latent.counterfactual.semantics import FeatureSemantics, PixelSemantics
+from captum_latent.validation import class_scores
 
 __all__ = ["CounterfactualResult", "DISCGenerator"]
 
@@ -295,3 +297,6 @@ class DISCGenerator:
                     bar.update(1)
         bar.close()
         return history
+
+
+register_adapter(DISCGenerator, DISCGeneratorDatasetAdapter)

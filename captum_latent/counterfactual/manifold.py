@@ -1,7 +1,7 @@
 """Manifold-consistency terms ``L_mc`` for DISC (paper §3.3).
 
 * :class:`DEPConsistency` -- Eq. 8: ``|G(x_bar) - s*|`` with ``G`` a loss predictor trained
-  jointly with the classifier (see :mod:`captum_latent.counterfactual.dep`); ``s*`` one
+  jointly with the classifier (see :mod:`captum_latent.zoo.dep`); ``s*`` one
   number, or one per target class.
 * :class:`DUQConsistency` -- Eq. 9: ``max(K(x_bar, phi(y)) - K(x_bar, phi(y_bar)) + tau, 0)``
   with ``K`` the kernel similarities of a DUQ model (any module mapping images to ``(B, K)``

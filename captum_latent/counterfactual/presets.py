@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from torch import nn
 
-from captum_latent.counterfactual.dep import DEPClassifier
 from captum_latent.counterfactual.generator import DISCGenerator
 from captum_latent.counterfactual.manifold import DEPConsistency, DUQConsistency
 from captum_latent.counterfactual.priors import DeepImagePrior, INRPrior, TVL2Prior
 from captum_latent.counterfactual.progressive import FixedSchedule, ProgressiveSchedule
 from captum_latent.counterfactual.semantics import FeatureSemantics
+from captum_latent.zoo.dep import DEPClassifier
 
 __all__ = ["DUQ_METHODS", "TABLE1_METHODS", "table1_generator"]
 

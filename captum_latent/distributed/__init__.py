@@ -11,7 +11,7 @@ Ray is optional (``pip install "captum-latent[ray]"``) and imported only for
 
 from __future__ import annotations
 
-from captum_latent.distributed._adapters import item_seed
+from captum_latent.adapters import item_seed
 from captum_latent.distributed._explain import BACKENDS, explain_dataset
 from captum_latent.distributed._result import DatasetExplanation, load_results
 

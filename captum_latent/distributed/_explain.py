@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -10,19 +11,15 @@ import sys
 import time
 import warnings
 from collections.abc import Mapping, Sized
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
 
-from captum_latent.distributed._adapters import (
-    ExplainerAdapter,
-    _scalar,
-    item_seed,
-    make_adapter,
-)
-from captum_latent.distributed._items import Items, content_hash, items_hash, make_items
+from captum_latent.adapters import ExplainerAdapter, Items, adapter_for, item_seed
+from captum_latent.distributed._items import content_hash, items_hash, make_items
 from captum_latent.distributed._result import DatasetExplanation, summarise
 from captum_latent.distributed._storage import (
     FORMAT,
@@ -189,6 +186,47 @@ def explain_dataset(
     (1, 6, 6)
     """
     begin = time.perf_counter()
+    job = _validate(explainer, images, backend, explain_kwargs, per_item_kwargs, seed,
+                    chunk_size, num_workers, resources_per_worker, out, device, overwrite,
+                    retry_failed, show_progress, on_interrupt)
+    directory = _prepare_directory(out)
+    with RunLock(directory) if directory is not None else contextlib.nullcontext():
+        plan = _plan(job, directory, seed, chunk_size, overwrite, retry_failed)
+        interrupted, stats = _execute(job, plan, backend, num_workers, show_progress)
+        stats["seconds"] = time.perf_counter() - begin
+        result = summarise(plan.store, plan.manifest, interrupted, stats)
+    if interrupted:
+        _report_interrupt(result, len(job.items), directory, on_interrupt)
+    return result
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What was asked, checked: the explainer's adapter, the items and the arguments."""
+
+    adapter: ExplainerAdapter
+    items: Items
+    fixed: dict
+    varying: dict
+    min_chunk: int
+    resources_per_worker: Optional[dict]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The run: its storage, manifest (with the fingerprint) and the units of work left."""
+
+    store: Store
+    manifest: dict
+    units: list[Unit]
+    skipped: int
+
+
+def _validate(explainer: Any, images: Any, backend: Any, explain_kwargs: Any,
+              per_item_kwargs: Any, seed: Any, chunk_size: Any, num_workers: Any,
+              resources_per_worker: Any, out: Any, device: Any, overwrite: Any,
+              retry_failed: Any, show_progress: Any, on_interrupt: Any) -> _Job:
+    """Every check that needs no file and no model evaluation (step 1)."""
     _check_options(backend, seed, chunk_size, num_workers, out, on_interrupt, overwrite,
                    retry_failed, show_progress)
     if backend != "ray" and (num_workers is not None or resources_per_worker is not None):
@@ -197,7 +235,7 @@ def explain_dataset(
     n = len(items)
     if n == 0:
         raise ValueError("images is empty: nothing to explain")
-    adapter = make_adapter(explainer, items, device)
+    adapter = adapter_for(explainer, items, device)
     fixed, varying = _check_kwargs(adapter, explain_kwargs, per_item_kwargs, n)
     adapter.check_items(items)
     _check_finite(items)
@@ -213,88 +251,97 @@ def explain_dataset(
 
         import_ray()
         resources_per_worker = check_resources(resources_per_worker)
+    return _Job(adapter, items, fixed, varying, min_chunk, resources_per_worker)
 
-    directory = None if out is None else Path(out)
-    store = Store(directory)
-    lock = RunLock(directory) if directory is not None else None
+
+def _prepare_directory(out: Any) -> Optional[Path]:
+    """The run directory, created when missing (``None``: results stay in memory)."""
+    if out is None:
+        return None
+    directory = Path(out)
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"out={str(directory)!r} exists and is not a directory")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def _plan(job: _Job, directory: Optional[Path], seed: Optional[int],
+          chunk_size: Optional[int], overwrite: bool, retry_failed: bool) -> _Plan:
+    """Fingerprint the run, open (or resume) its directory and list the work left (step 2)."""
+    adapter, n = job.adapter, len(job.items)
+    existing = _existing_manifest(directory)
+    if seed is None:
+        seed = existing["seed"] if existing else secrets.randbelow(2**31)
+    images_sha256 = items_hash(job.items)
+
+    def manifest_for(size: int) -> dict:
+        return _manifest(adapter, job.items, images_sha256, seed, size, job.fixed, job.varying)
+
+    default_size = max(adapter.default_chunk_size(n), job.min_chunk)
+    manifest = manifest_for(chunk_size or (existing["chunk_size"] if existing else default_size))
+    if (chunk_size is None and existing is not None and overwrite
+            and existing["fingerprint"] != manifest["fingerprint"]):
+        manifest = manifest_for(default_size)
     if directory is not None:
-        if directory.exists() and not directory.is_dir():
-            raise ValueError(f"out={str(directory)!r} exists and is not a directory")
-        directory.mkdir(parents=True, exist_ok=True)
-    with lock if lock is not None else _nothing():
-        existing = _existing_manifest(directory)
-        if seed is None:
-            seed = existing["seed"] if existing else secrets.randbelow(2**31)
-        images_sha256 = items_hash(items)
-
-        def manifest_for(size: int) -> dict:
-            return _manifest(adapter, items, images_sha256, seed, size, fixed, varying)
-
-        manifest = manifest_for(chunk_size or max(
-            existing["chunk_size"] if existing else adapter.default_chunk_size(n), min_chunk))
-        if (chunk_size is None and existing is not None and overwrite
-                and existing["fingerprint"] != manifest["fingerprint"]):
-            manifest = manifest_for(max(adapter.default_chunk_size(n), min_chunk))
-        if directory is not None:
-            manifest = _open_run(directory, existing, manifest, overwrite)
-        chunk_size = int(chunk_size or manifest["chunk_size"])
+        manifest = _open_run(directory, existing, manifest, overwrite)
+    store = Store(directory)
+    state, _, _, part_of = scan_status(store, n)
+    if retry_failed and (state == 2).any():
+        store.drop({part_of[i] for i in np.flatnonzero(state == 2)})
         state, _, _, part_of = scan_status(store, n)
-        if retry_failed and (state == 2).any():
-            store.drop({part_of[i] for i in np.flatnonzero(state == 2)})
-            state, _, _, part_of = scan_status(store, n)
-        units = _units(n, chunk_size, min_chunk if adapter.batched else 1, state, seed, fixed,
-                       varying, adapter.batched)
-        todo = sum(len(u) for u in units)
-        stats = {"backend": backend, "computed": 0, "skipped": int((state != 0).sum()),
-                 "num_workers": 1}
-        progress = _progress(show_progress, n, int((state != 0).sum()), adapter)
+    units = _units(n, int(chunk_size or manifest["chunk_size"]),
+                   job.min_chunk if adapter.batched else 1, state, manifest["seed"], job.fixed,
+                   job.varying, adapter.batched)
+    return _Plan(store, manifest, units, int((state != 0).sum()))
 
-        def sink(part: Part) -> None:
-            store.add(part)
-            stats["computed"] += part.stop - part.start
 
-        try:
-            if not units:
-                interrupted = False
-            elif backend == "local":
-                interrupted = _run_local(adapter, items, units, sink, progress)
-            else:
-                from captum_latent.distributed._ray import ensure_ray, plan_workers, run_ray
+def _execute(job: _Job, plan: _Plan, backend: str, num_workers: Optional[int],
+             show_progress: bool) -> tuple[bool, dict]:
+    """Run the units here or on Ray, storing each finished part (step 3); returns whether the
+    run was interrupted, and its statistics."""
+    n = len(job.items)
+    stats = {"backend": backend, "computed": 0, "skipped": plan.skipped, "num_workers": 1,
+             "todo": sum(len(u) for u in plan.units)}
+    progress = _progress(show_progress, n, plan.skipped, job.adapter)
 
-                ensure_ray(num_workers, resources_per_worker)
-                workers, resources = plan_workers(num_workers, resources_per_worker, len(units))
-                stats["num_workers"] = workers
+    def sink(part: Part) -> None:
+        plan.store.add(part)
+        stats["computed"] += part.stop - part.start
 
-                def ray_sink(part: Part) -> None:
-                    sink(part)
-                    if progress is not None:
-                        progress.update(part.stop - part.start)
+    try:
+        if not plan.units:
+            return False, stats
+        if backend == "local":
+            return _run_local(job.adapter, job.items, plan.units, sink, progress), stats
+        from captum_latent.distributed._ray import ensure_ray, plan_workers, run_ray
 
-                interrupted = run_ray(adapter, items, units, ray_sink, workers, resources,
-                                      stats)
-        finally:
+        ensure_ray(num_workers, job.resources_per_worker)
+        workers, resources = plan_workers(num_workers, job.resources_per_worker,
+                                          len(plan.units))
+        stats["num_workers"] = workers
+
+        def ray_sink(part: Part) -> None:
+            sink(part)
             if progress is not None:
-                progress.close()
-        stats["seconds"] = time.perf_counter() - begin
-        stats["todo"] = todo
-        result = summarise(store, manifest, interrupted, stats)
-    if interrupted:
-        where = f"saved in {directory}" if directory is not None else "kept in memory"
-        message = (f"explain_dataset interrupted: {len(result.completed) + len(result.failed)}/"
-                   f"{n} items are {where}")
-        if on_interrupt == "raise":
-            raise KeyboardInterrupt(message + "; call again with the same arguments to resume")
-        warnings.warn(message + ("; call again with the same arguments to resume"
-                                 if directory is not None else ""), RuntimeWarning, stacklevel=2)
-    return result
+                progress.update(part.stop - part.start)
+
+        return run_ray(job.adapter, job.items, plan.units, ray_sink, workers, resources,
+                       stats), stats
+    finally:
+        if progress is not None:
+            progress.close()
 
 
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
+def _report_interrupt(result: DatasetExplanation, n: int, directory: Optional[Path],
+                      on_interrupt: str) -> None:
+    """Step 4 of an interrupted run: raise or warn, saying what was kept."""
+    where = f"saved in {directory}" if directory is not None else "kept in memory"
+    message = (f"explain_dataset interrupted: {len(result.completed) + len(result.failed)}/"
+               f"{n} items are {where}")
+    if on_interrupt == "raise":
+        raise KeyboardInterrupt(message + "; call again with the same arguments to resume")
+    warnings.warn(message + ("; call again with the same arguments to resume"
+                             if directory is not None else ""), RuntimeWarning, stacklevel=3)
 
 
 def _check_options(backend: Any, seed: Any, chunk_size: Any, num_workers: Any, out: Any,
@@ -448,6 +495,15 @@ def _units(n: int, chunk_size: int, min_last: int, state: np.ndarray, seed: int,
             units.append(_unit(i, j, seed, fixed, varying))
             i = j
     return units
+
+
+def _scalar(value: Any) -> Any:
+    """Numpy scalars and 0-d arrays/tensors as Python numbers (Captum targets, class ids)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+        return value.item()
+    return value
 
 
 def _unit(a: int, b: int, seed: int, fixed: dict, varying: dict) -> Unit:

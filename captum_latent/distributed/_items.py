@@ -5,46 +5,11 @@ from __future__ import annotations
 import hashlib
 import pickle
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Any
 
 import numpy as np
 
-Data = Union[np.ndarray, list]
-
-
-@dataclass
-class Items:
-    """The items of a data set.
-
-    Attributes
-    ----------
-    data : numpy.ndarray or list
-        ``(N, ...)`` array (tensors are copied to host numpy once), or a list of arbitrary
-        picklable items (only plain callables accept those).
-    kind : {"torch", "numpy", "object"}
-        What the caller passed: a tensor, an array (or a list of equal-shape arrays), a list of
-        other objects.
-    device : str or None
-        The device of the caller's tensor.
-    """
-
-    data: Data
-    kind: str
-    device: Optional[str] = None
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    @property
-    def is_array(self) -> bool:
-        return isinstance(self.data, np.ndarray)
-
-    def chunk(self, start: int, stop: int) -> Data:
-        """Items ``start:stop`` (a writable copy of an array's slice)."""
-        if isinstance(self.data, np.ndarray):
-            return np.array(self.data[start:stop])
-        return list(self.data[start:stop])
+from captum_latent.adapters import Items
 
 
 def _is_tensor(x: Any) -> bool:

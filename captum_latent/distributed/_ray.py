@@ -8,8 +8,7 @@ import warnings
 from collections import deque
 from typing import Any, Callable, Optional
 
-from captum_latent.distributed._adapters import ExplainerAdapter
-from captum_latent.distributed._items import Data, Items
+from captum_latent.adapters import Data, ExplainerAdapter, Items
 from captum_latent.distributed._storage import Part
 from captum_latent.distributed._work import Unit, run_unit
 

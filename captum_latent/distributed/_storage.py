@@ -29,7 +29,8 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from captum_latent.distributed._records import Record, from_stored
+from captum_latent.adapters import Record
+from captum_latent.distributed._records import from_stored
 
 FORMAT = "captum-latent/dataset-explanation"
 FORMAT_VERSION = 1

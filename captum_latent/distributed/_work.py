@@ -7,9 +7,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from captum_latent.distributed._adapters import ExplainerAdapter
-from captum_latent.distributed._items import Data
-from captum_latent.distributed._records import to_record
+from captum_latent.adapters import Data, ExplainerAdapter, to_record
 from captum_latent.distributed._storage import Part
 
 

@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from captum_latent.core import LatentPrior, batchnorm_mode
-from captum_latent.core._random import _make_generator
 from captum_latent.persistence import SaveLoadMixin
+from captum_latent.seeding import make_generator
 
 from .superpixels import random_superpixel_masks, superpixel_segments
 
@@ -249,7 +249,7 @@ def train_diverse_encoder(
             f"images must be a (n, C, H, W) tensor, got {getattr(images, 'shape', images)!r}"
         )
     device = torch.device(device)
-    gen = _make_generator(rng, seed, device)
+    gen = make_generator(generator=rng, seed=seed, device=device)
     images = images.detach().float().to(device)
     if segments is None:
         segments = superpixel_segments(images, n_segments=config.n_segments)

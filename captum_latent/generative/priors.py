@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from captum_latent.core import LatentPrior
-from captum_latent.core._random import _make_generator
+from captum_latent.seeding import make_generator
 
 __all__ = ["GaussianPrior", "PGANPrior", "PGANConfig"]
 
@@ -228,7 +228,7 @@ class PGANPrior(LatentPrior):
             raise TypeError(f"config must be a PGANConfig, got {type(config).__name__}")
         device = torch.device(device)
         z = _check_codes(codes, 2).to(device)
-        gen = _make_generator(generator, seed, device)
+        gen = make_generator(generator=generator, seed=seed, device=device)
         d = z.shape[1]
         noise_dim = config.noise_dim or d
         # whiten with the full-covariance Gaussian fit: the GAN learns what the Gaussian misses

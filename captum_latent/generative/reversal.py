@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from captum_latent._validation import check_image_tensor, check_in_range, probe_generator
 from captum_latent.core import (
     Adam,
     LatentPrior,
@@ -15,7 +14,9 @@ from captum_latent.core import (
     LossThreshold,
     Reconstruction,
     RowwiseOptimizer,
+    probe_generator,
 )
+from captum_latent.validation import check_image_tensor, check_in_range
 
 __all__ = ["GeneratorReversal", "ReversalResult"]
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from skimage.segmentation import slic
 
-from captum_latent.core._random import _make_generator
+from captum_latent.seeding import make_generator
 
 __all__ = ["superpixel_segments", "random_superpixel_masks"]
 
@@ -93,7 +93,7 @@ def random_superpixel_masks(
         )
     if not 0 < keep_prob <= 1:
         raise ValueError(f"keep_prob must be in (0, 1], got {keep_prob!r}")
-    gen = _make_generator(generator, seed, segments.device)
+    gen = make_generator(generator=generator, seed=seed, device=segments.device)
     n = segments.shape[0]
     n_labels = int(segments.max()) + 1
     keep = torch.rand(n, n_labels, generator=gen, device=segments.device) < keep_prob

@@ -7,8 +7,8 @@ import warnings
 import torch
 from torch import nn
 
-from captum_latent._validation import call_model, check_model_output
 from captum_latent.inverse.mimicgan import MimicGAN
+from captum_latent.validation import call_model, check_model_output
 
 
 class MimicGANDefense(nn.Module):

@@ -22,14 +22,15 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from captum_latent._validation import (
+from captum_latent.adapters import register_adapter
+from captum_latent.core import CallableObjective, Clip, LatentSearch, RMSprop, probe_generator
+from captum_latent.inverse._dataset import MimicGANDatasetAdapter
+from captum_latent.inverse.surrogate import IdentitySurrogate, ShallowSurrogate
+from captum_latent.validation import (
     check_image_tensor,
     check_in_range,
     module_device,
-    probe_generator,
 )
-from captum_latent.core import CallableObjective, Clip, LatentSearch, RMSprop
-from captum_latent.inverse.surrogate import IdentitySurrogate, ShallowSurrogate
 
 __all__ = ["PRESETS", "MimicGAN", "MimicGANConfig", "MimicGANResult"]
 
@@ -488,3 +489,6 @@ class _Run:
             mimicked = self.f_hat(images)
         return MimicGANResult(images=images, codes=self.z, surrogate=self.f_hat,
                               mimicked=mimicked, history=self.history)
+
+
+register_adapter(MimicGAN, MimicGANDatasetAdapter)

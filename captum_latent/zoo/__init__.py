@@ -20,11 +20,8 @@ from __future__ import annotations
 from captum_latent.zoo._cache import CACHE_ENV_VAR, SEED_ENV_VAR, cache_dir, training_seed
 from captum_latent.zoo._loaders import (
     GANPair,
-    dep_digits_classifier,
-    dep_faces_classifier,
     digits_classifier,
     digits_gan,
-    duq_digits_classifier,
     faces_classifier,
     generator_quality,
 )
@@ -36,6 +33,21 @@ from captum_latent.zoo.datasets import (
     faces,
     photograph,
 )
+from captum_latent.zoo.dep import (
+    DEPClassifier,
+    DEPConfig,
+    dep_digits_classifier,
+    dep_faces_classifier,
+    ranking_loss,
+    train_dep_classifier,
+)
+from captum_latent.zoo.duq import (
+    DUQClassifier,
+    DUQConfig,
+    duq_digits_classifier,
+    gradient_penalty,
+    train_duq_classifier,
+)
 from captum_latent.zoo.models import DCGANDiscriminator, DCGANGenerator, SmallCNN
 from captum_latent.zoo.training import ClassifierConfig, GANConfig, accuracy
 
@@ -46,6 +58,10 @@ __all__ = [
     "ClassifierConfig",
     "DCGANDiscriminator",
     "DCGANGenerator",
+    "DEPClassifier",
+    "DEPConfig",
+    "DUQClassifier",
+    "DUQConfig",
     "GANConfig",
     "GANPair",
     "ImageDataset",
@@ -62,6 +78,10 @@ __all__ = [
     "faces",
     "faces_classifier",
     "generator_quality",
+    "gradient_penalty",
     "photograph",
+    "ranking_loss",
+    "train_dep_classifier",
+    "train_duq_classifier",
     "training_seed",
 ]

@@ -181,34 +181,3 @@ def digits_gan(
     d.load_state_dict(entry["discriminator"])
     metrics = entry["metrics"]
     return GANPair(_frozen_eval(g, metrics), _frozen_eval(d, metrics), dict(metrics))
-
-
-def dep_digits_classifier(seed: int | None = None, progress: bool = True) -> nn.Module:
-    """The digits classifier trained jointly with a DEP loss predictor (DISC §3.3).
-
-    ``(B, 1, 28, 28)`` to ``(B, 10)`` logits, plus ``model.predict_loss(x)``. Trained on first
-    use and cached like the other zoo models; defined in
-    :func:`captum_latent.counterfactual.dep_digits_classifier`.
-    """
-    from captum_latent.counterfactual.dep import dep_digits_classifier as load
-
-    return load(seed=seed, progress=progress)
-
-
-def dep_faces_classifier(seed: int | None = None, progress: bool = True) -> nn.Module:
-    """The face / non-face classifier trained jointly with a DEP loss predictor (DISC §3.3);
-    see :func:`captum_latent.counterfactual.dep_faces_classifier`."""
-    from captum_latent.counterfactual.dep import dep_faces_classifier as load
-
-    return load(seed=seed, progress=progress)
-
-
-def duq_digits_classifier(seed: int | None = None, progress: bool = True) -> nn.Module:
-    """A DUQ model of the zoo digits (RBF centroids, gradient penalty) for DISC's Eq. 9.
-
-    ``(B, 1, 28, 28)`` to ``(B, 10)`` kernel similarities; trained on first use and cached;
-    defined in :func:`captum_latent.counterfactual.duq_digits_classifier`.
-    """
-    from captum_latent.counterfactual.duq import duq_digits_classifier as load
-
-    return load(seed=seed, progress=progress)

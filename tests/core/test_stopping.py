@@ -28,7 +28,7 @@ def test_threshold_sampling_per_problem_and_seeded() -> None:
     assert bool((a <= xi[:, None]).all())
     assert torch.equal(a, sample_thresholds(xi, 50, generator=torch.Generator().manual_seed(3)))
     assert not torch.equal(a, sample_thresholds(xi, 50, seed=4))
-    with pytest.raises(TypeError, match="at most one"):
+    with pytest.raises(ValueError, match="at most one"):
         sample_thresholds(0.1, 3, seed=1, generator=torch.Generator())
 
 

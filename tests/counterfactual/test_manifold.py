@@ -67,7 +67,7 @@ def test_dep_term_pulls_the_predicted_loss_to_the_target(small_dep_model, digits
 
 
 def test_dep_models_are_cached_by_config(tmp_path, monkeypatch):
-    from captum_latent.counterfactual.dep import DEPConfig, _cached
+    from captum_latent.zoo.dep import DEPConfig, _cached
     from captum_latent.zoo._cache import cache_path
 
     monkeypatch.setenv("CAPTUM_LATENT_CACHE", str(tmp_path))  # cold, even with a dev cache
@@ -134,7 +134,7 @@ def test_presets_use_the_target_class_score_by_default(small_dep_model):
 
 
 def test_older_cache_entries_get_their_class_targets_on_load(tmp_path, monkeypatch):
-    from captum_latent.counterfactual.dep import DEPConfig, _cached
+    from captum_latent.zoo.dep import DEPConfig, _cached
     from captum_latent.zoo._cache import cache_path, load_entry, save_entry
 
     monkeypatch.setenv("CAPTUM_LATENT_CACHE", str(tmp_path))

@@ -1,4 +1,4 @@
-"""Input checks shared by the public entry points (private).
+"""Input checks shared by every package's public entry points.
 
 Every check raises ``TypeError`` (wrong kind of object) or ``ValueError`` (right kind, wrong
 content) with a message that names the argument and says what was expected, before any
@@ -127,38 +127,6 @@ def check_in_range(
             f"{name} has values in [{lo:.4g}, {hi:.4g}], outside the range of {what} "
             f"(tolerated: [{low:.4g}, {high:.4g}]); rescale the images to the model's range"
         )
-
-
-def probe_generator(
-    generator: nn.Module, latent_dim: int, device: torch.device | str, *, n: int = 64,
-    margin: float = 0.25,
-) -> tuple[tuple[int, ...], float, float]:
-    """``(C, H, W)`` of ``generator``'s images and their tolerated value range: its samples'
-    range widened by ``margin`` times its width on each side, plus 1e-3.
-
-    The generator is evaluated once on ``n`` seeded codes in eval mode (its own RNG, running
-    statistics and mode are left untouched).
-    """
-    from captum_latent.core.batchnorm import batchnorm_mode
-
-    device = torch.device(device)
-    gen = torch.Generator(device=device).manual_seed(0)
-    codes = torch.randn(n, latent_dim, generator=gen, device=device)
-    try:
-        with torch.no_grad(), batchnorm_mode(generator, "eval"):
-            images = generator(codes)
-    except Exception as e:  # the user's module failed: say what it was fed
-        raise TypeError(
-            f"generator failed on codes of shape ({n}, {latent_dim}) on {device}: {e}"
-        ) from e
-    if not isinstance(images, torch.Tensor) or images.dim() != 4:
-        raise ValueError(
-            f"generator must map (B, {latent_dim}) codes to (B, C, H, W) images, got "
-            f"{_shape(images) or type(images).__name__}"
-        )
-    lo, hi = float(images.min()), float(images.max())
-    pad = margin * (hi - lo) + 1e-3
-    return tuple(int(v) for v in images.shape[1:]), lo - pad, hi + pad
 
 
 def check_image_array(

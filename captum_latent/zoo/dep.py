@@ -28,7 +28,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from captum_latent.zoo import ImageDataset, SmallCNN, accuracy
 from captum_latent.zoo._cache import (
     cache_path,
     load_or_train,
@@ -37,6 +36,9 @@ from captum_latent.zoo._cache import (
     update_entry,
 )
 from captum_latent.zoo._trainer import fit_minibatches, seeded
+from captum_latent.zoo.datasets import ImageDataset, digits, faces
+from captum_latent.zoo.models import SmallCNN
+from captum_latent.zoo.training import accuracy
 
 __all__ = [
     "DEPClassifier",
@@ -270,9 +272,7 @@ FACES_DEP_CONFIG = DEPConfig(dataset="faces", epochs=40, batch_size=32, max_shif
 
 
 def _cached(config: DEPConfig, progress: bool) -> DEPClassifier:
-    from captum_latent import zoo
-
-    dataset = zoo.digits() if config.dataset == "digits" else zoo.faces()
+    dataset = digits() if config.dataset == "digits" else faces()
     c, h, _ = dataset.image_shape
     path = cache_path(f"{config.dataset}_dep_classifier", config)
     entry = load_or_train(

@@ -29,9 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from captum_latent.zoo import ImageDataset, accuracy
 from captum_latent.zoo._cache import cache_path, load_or_train, model_entry, training_seed
 from captum_latent.zoo._trainer import fit_minibatches, seeded
+from captum_latent.zoo.datasets import ImageDataset, digits
+from captum_latent.zoo.training import accuracy
 
 __all__ = [
     "DUQClassifier",
@@ -282,10 +283,8 @@ def duq_digits_classifier(seed: int | None = None, progress: bool = True) -> DUQ
     >>> model.zoo_metrics["noise_auroc"] > 0.9  # doctest: +SKIP
     True
     """
-    from captum_latent import zoo
-
     config = DUQConfig(**{**asdict(DIGITS_DUQ_CONFIG), "seed": training_seed(seed)})
-    dataset = zoo.digits()
+    dataset = digits()
     c, h, _ = dataset.image_shape
     path = cache_path("digits_duq_classifier", config)
     entry = load_or_train(

@@ -1,0 +1,40 @@
+"""How ``LEG`` and ``LEGTV`` are explained item by item over a data set (registered with
+:func:`captum_latent.adapters.register_adapter` by :mod:`~captum_latent.attr.leg` and
+:mod:`~captum_latent.attr.leg_tv`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from captum_latent.adapters import ExplainerAdapter, Items, Record, check_item_array
+
+
+class LEGDatasetAdapter(ExplainerAdapter):
+    """``attribute(images[i][None], seed=item_seed, **kwargs)`` on channel-first tensors;
+    record ``{"attribution": (C, H, W)}``."""
+
+    reserved = ("inputs", "seed", "generator")
+    call = "attribute"
+
+    def check_items(self, items: Items) -> None:
+        check_item_array(items, 4, "(N, C, H, W)", f"{type(self.explainer).__name__}.attribute")
+
+    def explain_item(self, item: Any, seed: int, kwargs: dict[str, Any]) -> Record:
+        out = self.explainer.attribute(self._tensor(item[None]), seed=seed, **kwargs)
+        return {"attribution": out[0]}
+
+
+class LEGTVDatasetAdapter(LEGDatasetAdapter):
+    """As :class:`LEGDatasetAdapter`, plus the solve's ``penalty``, ``objective``,
+    ``duality_gap``, ``feasibility_violation`` and ``converged`` (per channel)."""
+
+    def explain_item(self, item: Any, seed: int, kwargs: dict[str, Any]) -> Record:
+        record = super().explain_item(item, seed, kwargs)
+        cert = self.explainer.last_certificate
+        if cert is not None:
+            record["penalty"] = self.explainer.last_penalty[0]
+            record["objective"] = cert.objective
+            record["duality_gap"] = cert.duality_gap
+            record["feasibility_violation"] = cert.feasibility_violation
+            record["converged"] = cert.converged
+        return record

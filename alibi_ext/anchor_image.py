@@ -16,7 +16,7 @@ from alibi_ext._dataset import GANAnchorDatasetAdapter
 from alibi_ext.samplers import DEFAULT_XI, DiverseEncoderSampler, GANInpaintingSampler
 from alibi_ext.segmentation import QuickshiftSegmentation
 from captum_latent.adapters import register_adapter
-from captum_latent.core import probe_generator
+from captum_latent.core import infer_latent_dim, probe_generator
 from captum_latent.persistence import module_from_record, module_record
 from captum_latent.validation import call_model as _call_model
 from captum_latent.validation import check_fraction as _check_fraction
@@ -142,6 +142,10 @@ class GANAnchorImage(AnchorImage):
     seed : int, optional
         Seed of masks, thresholds and codes. Unlike Alibi's, it does not touch numpy's global
         random state.
+    latent_dim : int, optional
+        Size ``d`` of the generator's ``(B, d)`` codes; default ``generator.latent_dim``, else
+        the input size of its first layer, checked by one call
+        (:func:`captum_latent.core.infer_latent_dim`).
 
     Examples
     --------
@@ -203,6 +207,7 @@ class GANAnchorImage(AnchorImage):
         device: torch.device | str = "cpu",
         images_background: Optional[np.ndarray] = None,
         seed: Optional[int] = None,
+        latent_dim: Optional[int] = None,
     ) -> None:
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
@@ -224,8 +229,12 @@ class GANAnchorImage(AnchorImage):
         _check_int("pool_size", pool_size, minimum=1)
         _check_int("max_iterations", max_iterations, minimum=1)
         self._value_range: Optional[tuple[float, float]] = None
+        if latent_dim is not None:
+            _check_int("latent_dim", latent_dim, minimum=1)
         if sampler != "alibi":
-            self._value_range = self._check_generator(generator, tuple(image_shape), device)
+            latent_dim = latent_dim or infer_latent_dim(generator, device)
+            self._value_range = self._check_generator(generator, tuple(image_shape), device,
+                                                      latent_dim)
         if segmentation_fn is None:
             segmentation_fn = QuickshiftSegmentation(15)
         state = np.random.get_state()  # AnchorImage seeds numpy's global RNG: undo that
@@ -245,6 +254,7 @@ class GANAnchorImage(AnchorImage):
         self.max_iterations = max_iterations
         self.device = torch.device(device)
         self.seed = seed
+        self.latent_dim = latent_dim
         self._explain_count = 0
         self.meta["name"] = type(self).__name__
         self.meta["params"].update(
@@ -263,7 +273,8 @@ class GANAnchorImage(AnchorImage):
         seed = None if self.seed is None else self.seed + self._explain_count
         gan = dict(generator=self.generator, xi=self.xi, pool_size=self.pool_size,
                    batchnorm=self.batchnorm, max_iterations=self.max_iterations,
-                   device=self.device, seed=seed)
+                   device=self.device, seed=seed,
+                   latent_dim=getattr(self, "latent_dim", None))
         if self.sampler_name == "diverse_encoder":
             return DiverseEncoderSampler(encoder=self.encoder, **common, **gan)
         return GANInpaintingSampler(**common, **gan)
@@ -374,15 +385,9 @@ class GANAnchorImage(AnchorImage):
 
     @staticmethod
     def _check_generator(
-        generator: nn.Module, image_shape: tuple, device: torch.device | str
+        generator: nn.Module, image_shape: tuple, device: torch.device | str, latent_dim: int
     ) -> tuple[float, float]:
         """The generator makes ``image_shape`` images; returns its tolerated value range."""
-        latent_dim = getattr(generator, "latent_dim", None)
-        if not isinstance(latent_dim, int) or latent_dim < 1:
-            raise TypeError(
-                "generator must have an int attribute `latent_dim` (the code size), got "
-                f"{latent_dim!r}"
-            )
         h, w, c = (int(v) for v in image_shape)
         shape, low, high = probe_generator(generator, latent_dim, device, n=16)
         if shape != (c, h, w):

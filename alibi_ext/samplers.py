@@ -85,6 +85,9 @@ class GANInpaintingSampler(AnchorImageSampler):
     keep_examples : int or None, default 10
         In-paintings kept per anchor in :attr:`examples` (the first ones served); ``None``
         keeps every one served (memory grows with the search).
+    latent_dim : int, optional
+        Code size; default ``generator.latent_dim``, else inferred
+        (:func:`captum_latent.core.infer_latent_dim`).
 
     Examples
     --------
@@ -120,6 +123,7 @@ class GANInpaintingSampler(AnchorImageSampler):
         device: torch.device | str = "cpu",
         seed: int | None = None,
         keep_examples: int | None = 10,
+        latent_dim: int | None = None,
     ) -> None:
         if keep_examples is not None and (isinstance(keep_examples, bool) or not isinstance(
                 keep_examples, int) or keep_examples < 0):
@@ -136,8 +140,9 @@ class GANInpaintingSampler(AnchorImageSampler):
             raise ValueError(f"p_sample must be in [0, 1], got {p_sample!r}")
         if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
             raise ValueError(f"pool_size must be a positive int, got {pool_size!r}")
-        self.inpainter = GANInpainter(generator, xi=xi, batchnorm=batchnorm,
-                                      max_iterations=max_iterations, device=device)
+        self.inpainter = GANInpainter(generator, xi=xi, latent_dim=latent_dim,
+                                      batchnorm=batchnorm, max_iterations=max_iterations,
+                                      device=device)
         c, h, w = self.inpainter.image_shape
         if image.shape != (h, w, c):
             raise ValueError(
@@ -280,6 +285,7 @@ class DiverseEncoderSampler(GANInpaintingSampler):
         device: torch.device | str = "cpu",
         seed: int | None = None,
         keep_examples: int | None = 10,
+        latent_dim: int | None = None,
     ) -> None:
         from captum_latent.generative.diverse_encoder import DiverseEncoder
 
@@ -293,7 +299,7 @@ class DiverseEncoderSampler(GANInpaintingSampler):
                          xi=xi, p_sample=p_sample, n_covered_ex=n_covered_ex,
                          pool_size=pool_size, batchnorm=batchnorm,
                          max_iterations=max_iterations, device=device, seed=seed,
-                         keep_examples=keep_examples)
+                         keep_examples=keep_examples, latent_dim=latent_dim)
         if tuple(encoder.image_shape) != self.inpainter.image_shape:
             raise ValueError(
                 f"encoder.image_shape {tuple(encoder.image_shape)} differs from the generator's "

@@ -42,7 +42,7 @@ class _NaNWhenPerturbed(_Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = super().forward(x)
         bad = ((x < 0) | (x > 1)).flatten(1).any(dim=1)
-        out[bad, 3] = float("nan")
+        out[bad, 0] = float("nan")
         return out
 
 

@@ -147,7 +147,6 @@ def _scalar_output(
     out = call_model("forward_func", forward_func, x, *exp_args, when=when)
     if not isinstance(out, Tensor):
         out = torch.as_tensor(out, device=x.device)
-    check_model_output("forward_func", out, when=when)
     if out.dim() == 0:
         out = out.reshape(1)
     if output_transform != "none":
@@ -198,9 +197,29 @@ def _evaluate_example(
             ys.append(y.detach().to(torch.float64))
             if progress is not None:
                 progress.update(chunk.shape[0])
-        yt = torch.cat(ys).to(z.device) - float(f0.item())
+        check_model_output("forward_func", f0, when="on the unperturbed example")
+        y_all = torch.cat(ys)
+        _check_perturbed_outputs(y_all)  # one check (one device sync) per example
+        yt = y_all.to(z.device) - float(f0.item())
     b = torch.einsum("n,nchw->chw", yt, z.to(torch.float64)) / z.shape[0]
     return _Moments(b=b, f0=float(f0.item()), n=z.shape[0])
+
+
+def _check_perturbed_outputs(y: Tensor) -> None:
+    """The model's (target-selected) outputs on the perturbed copies are finite; else say how
+    many were not and on which perturbations."""
+    bad = ~torch.isfinite(y)
+    if not bool(bad.any()):
+        return
+    where = torch.nonzero(bad).flatten().tolist()
+    shown = ", ".join(map(str, where[:8])) + (", ..." if len(where) > 8 else "")
+    nan, inf = int(torch.isnan(y).sum()), int(torch.isinf(y).sum())
+    raise ValueError(
+        f"forward_func returned {nan} NaN and {inf} Inf values among {y.numel()} outputs on "
+        f"perturbations [{shown}] of {y.numel()} (the unperturbed example was finite): an "
+        "explanation of non-finite outputs is meaningless; check the model (a log of 0, a "
+        "division, an overflow) and its input range (sigma2 moves pixels out of [0, 1])"
+    )
 
 
 def _draw(

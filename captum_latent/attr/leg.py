@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Optional
 
 import torch
@@ -117,29 +118,17 @@ class LEG(PerturbationAttribution):
         maps, x, is_tuple = self._leg_maps(call)
         return _finish(maps, x, channel_reduction, return_input_shape, is_tuple)
 
-    @_with_common_parameters
-    def moments(
-        self,
-        inputs: Any,
-        target: TargetType = None,
-        additional_forward_args: Any = None,
-        n_samples: int = 500,
-        sigma2: float = 0.1,
-        perturbations_per_eval: int = 1,
-        show_progress: bool = False,
-        grid_size: Optional[tuple[int, int]] = None,
-        channel_reduction: str = "auto",
-        contrast_target: TargetType = None,
-        return_input_shape: bool = True,
-        seed: Optional[int] = None,
-        generator: Optional[torch.Generator] = None,
-    ) -> Tensor:
+    def moments(self, inputs: Any, **kwargs: Any) -> Tensor:
         """The moment maps ``b = mean_i(y~_i z_i)`` that :meth:`attribute` (and LEG-TV's LP)
         start from, for users who solve with their own method.
 
         Parameters
         ----------
-        <common parameters>
+        inputs
+            As for :meth:`attribute`.
+        **kwargs
+            Any other argument of :meth:`attribute` (``target``, ``n_samples``, ``sigma2``,
+            ``grid_size``, ``seed``, ...), with the same defaults.
 
         Returns
         -------
@@ -156,7 +145,14 @@ class LEG(PerturbationAttribution):
         >>> tuple(b.shape), b.dtype
         ((1, 1, 4, 4), torch.float64)
         """
-        return self._collect_moments(_Call.of(locals()))[0]
+        params = inspect.signature(LEG.attribute).parameters
+        unknown = sorted(set(kwargs) - set(params) - {"self"})
+        if unknown:
+            raise TypeError(f"moments() got unexpected argument(s) {unknown}; it takes the "
+                            "arguments of attribute()")
+        values = {name: p.default for name, p in params.items() if name != "self"}
+        values.update(kwargs, inputs=inputs)
+        return self._collect_moments(_Call.of(values))[0]
 
     def _collect_moments(self, call: _Call) -> tuple[Tensor, Tensor, bool, tuple[int, int]]:
         """Moment maps ``b`` of shape ``(B, C, h, w)`` (float64) for every example."""

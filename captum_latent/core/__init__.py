@@ -20,7 +20,7 @@ from .objectives import (
 )
 from .optimizers import Adam, RMSprop, RowwiseOptimizer
 from .priors import LatentPrior, StandardNormal, UniformPrior
-from .probe import probe_generator
+from .probe import infer_latent_dim, probe_generator
 from .projection import BallProjection, Clip, Projection
 from .stopping import (
     LossThreshold,
@@ -55,6 +55,7 @@ __all__ = [
     "batchnorm_mode",
     "bytes_per_code",
     "has_batchnorm",
+    "infer_latent_dim",
     "match_thresholds",
     "probe_generator",
     "sample_thresholds",

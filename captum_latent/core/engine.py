@@ -30,6 +30,7 @@ from .memory import bytes_per_code
 from .objectives import Objective
 from .optimizers import Adam, RowwiseOptimizer
 from .priors import LatentPrior, StandardNormal
+from .probe import infer_latent_dim
 from .projection import Projection
 from .stopping import StopRule
 
@@ -109,7 +110,8 @@ class LatentSearch:
     generator : nn.Module
         Maps ``(B, d)`` codes to ``(B, C, H, W)`` images. Must already be on ``device``.
     latent_dim : int, optional
-        Code dimension; defaults to ``generator.latent_dim`` or ``prior.latent_dim``.
+        Code dimension; defaults to ``generator.latent_dim``, else ``prior.latent_dim``, else
+        the input size of the generator's first layer (:func:`infer_latent_dim`).
     prior : LatentPrior, optional
         Initial and restart codes; default :class:`StandardNormal`.
     optimizer : RowwiseOptimizer, optional
@@ -179,13 +181,9 @@ class LatentSearch:
             raise TypeError(f"prior must be a LatentPrior, got {type(prior).__name__}")
         if latent_dim is None:
             latent_dim = getattr(generator, "latent_dim", None)
-            if latent_dim is None and prior is not None:
-                latent_dim = prior.latent_dim
-            if latent_dim is None:
-                raise TypeError(
-                    "latent_dim is required when the generator has no `latent_dim` attribute "
-                    "and no prior is given"
-                )
+            if latent_dim is None:  # the prior's size, else the generator's first layer's
+                latent_dim = prior.latent_dim if prior is not None else infer_latent_dim(
+                    generator, device)
         _positive_int("latent_dim", latent_dim)
         if prior is not None and prior.latent_dim != latent_dim:
             raise ValueError(f"prior.latent_dim={prior.latent_dim} but latent_dim={latent_dim}")

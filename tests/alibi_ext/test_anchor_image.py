@@ -168,3 +168,36 @@ def test_json_stays_proportionate_and_all_samples_on_request(predict, digits_gan
     assert len(every.data["gan_samples"]["images"]) > 10
     with pytest.raises(ValueError, match="n_gan_samples"):
         explainer.explain(image, n_gan_samples=-1)
+
+
+class _NoLatentDim(torch.nn.Module):
+    """The zoo generator behind a wrapper without a ``latent_dim`` attribute; with
+    ``code_size`` it takes smaller codes through a fixed projection (so its first layer's input
+    size is not its code size)."""
+
+    def __init__(self, generator: torch.nn.Module, code_size: int | None = None) -> None:
+        super().__init__()
+        self.inner = generator
+        d = generator.latent_dim
+        projection = torch.eye(d) if code_size is None else torch.randn(
+            code_size, d, generator=torch.Generator().manual_seed(0))
+        self.register_buffer("projection", projection)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.inner(z @ self.projection)
+
+
+def test_generator_needs_no_latent_dim_attribute(predict, digits_gan, digits_data):
+    image = digits_data.test.images[0].permute(1, 2, 0).numpy()
+    inferred = GANAnchorImage(predict, (28, 28, 1), _NoLatentDim(digits_gan.generator), seed=0)
+    assert inferred.latent_dim == digits_gan.latent_dim
+    e = inferred.explain(image, threshold=0.9, max_anchor_size=1)
+    assert len(e.data["gan_samples"]["images"]) > 0
+    projected = _NoLatentDim(digits_gan.generator, code_size=16)
+    with pytest.raises(TypeError, match="latent_dim="):
+        GANAnchorImage(predict, (28, 28, 1), projected, seed=0)
+    given = GANAnchorImage(predict, (28, 28, 1), projected, seed=0, latent_dim=16)
+    sampler = given._make_sampler(image, p_sample=0.5, n_covered_ex=10)
+    assert given.latent_dim == sampler.inpainter.search.latent_dim == 16
+    with pytest.raises(ValueError, match="latent_dim"):
+        GANAnchorImage(predict, (28, 28, 1), projected, latent_dim=0)

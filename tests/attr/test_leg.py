@@ -257,3 +257,22 @@ def test_a_solve_cut_short_warns_and_still_returns_feasible_maps():
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # a converged solve is silent
         LEGTV(model).attribute(x, target=0, n_samples=100, seed=0)
+
+
+def test_moments_are_what_attribute_solves():
+    """LEG.moments (public, for custom solvers and the benchmarks) gives the maps b that
+    attribute() turns into LEG: Sigma^{-1} b, on the same perturbations."""
+    w = torch.zeros(1, 1, 6, 6)
+    w[..., 1:4, 2:5] = 1.0
+
+    def model(x):
+        return (x * w).sum(dim=(1, 2, 3)).unsqueeze(1) ** 2
+
+    x = torch.rand(2, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    leg = LEG(model)
+    b = leg.moments(x, target=0, n_samples=80, seed=3)
+    attr = leg.attribute(x, target=0, n_samples=80, seed=3)
+    solved = leg.perturbation.solve(b.reshape(-1, 6, 6), 0.1).reshape(b.shape)
+    assert torch.allclose(attr.double(), solved)
+    with pytest.raises(TypeError, match="unexpected argument"):
+        leg.moments(x, target=0, n_sample=80)

@@ -103,7 +103,7 @@ def test_alibi_sampler_is_deterministic_by_seed_without_global_state(predict, di
     np.random.seed(11)
     expected = np.random.rand()
     np.random.seed(11)
-    (first, images), (again, images_again), (other, images_other) = run(5), run(5), run(6)
+    (first, images), (again, images_again), (_, images_other) = run(5), run(5), run(6)
     assert np.random.rand() == expected
     assert first.raw["feature"] == again.raw["feature"]
     assert (first.coverage, first.precision) == (again.coverage, again.precision)

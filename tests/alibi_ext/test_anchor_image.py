@@ -160,6 +160,8 @@ def test_json_stays_proportionate_and_all_samples_on_request(predict, digits_gan
     explainer = GANAnchorImage(predict, (28, 28, 1), digits_gan.generator, seed=0)
     e = explainer.explain(image, threshold=0.95)
     assert len(e.data["gan_samples"]["images"]) <= 4
+    for step in e.raw["examples"]:  # a handful of images per anchor size, whatever the size
+        assert all(len(step[key]) <= 4 for key in ("covered_true", "covered_false"))
     assert len(e.to_json()) < 1_000_000
     explainer = GANAnchorImage(predict, (28, 28, 1), digits_gan.generator, seed=0)
     every = explainer.explain(image, threshold=0.95, n_gan_samples=None)

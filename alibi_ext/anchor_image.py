@@ -263,7 +263,8 @@ class GANAnchorImage(AnchorImage):
         )
 
     def _make_sampler(
-        self, image: np.ndarray, p_sample: float, n_covered_ex: int
+        self, image: np.ndarray, p_sample: float, n_covered_ex: int,
+        n_gan_samples: int | None = 4,
     ) -> AnchorImageSampler:
         common = dict(predictor=self.predictor, segmentation_fn=self.segmentation_fn,
                       custom_segmentation=self.custom_segmentation, image=image,
@@ -274,7 +275,7 @@ class GANAnchorImage(AnchorImage):
         gan = dict(generator=self.generator, xi=self.xi, pool_size=self.pool_size,
                    batchnorm=self.batchnorm, max_iterations=self.max_iterations,
                    device=self.device, seed=seed,
-                   latent_dim=getattr(self, "latent_dim", None))
+                   latent_dim=getattr(self, "latent_dim", None), keep_examples=n_gan_samples)
         if self.sampler_name == "diverse_encoder":
             return DiverseEncoderSampler(encoder=self.encoder, **common, **gan)
         return GANInpaintingSampler(**common, **gan)
@@ -339,9 +340,7 @@ class GANAnchorImage(AnchorImage):
             # Alibi's own sampler draws from numpy's global RNG: seed it for this call only
             np.random.seed(self.seed + self._explain_count)
         try:
-            sampler = self._make_sampler(image, p_sample, n_covered_ex)
-            if isinstance(sampler, GANInpaintingSampler):
-                sampler.keep_examples = n_gan_samples
+            sampler = self._make_sampler(image, p_sample, n_covered_ex, n_gan_samples)
             self._explain_count += 1
             mab = _PrefetchingBeam(samplers=[sampler], sample_cache_size=binary_cache_size,
                                  cache_margin=cache_margin, **kwargs)

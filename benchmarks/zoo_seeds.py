@@ -70,7 +70,8 @@ def _randomise_top_layer(model: Any, seed: int) -> None:
         layer.bias.copy_((torch.rand(layer.bias.shape, generator=gen) * 2 - 1) * bound)
 
 
-def sanity_check(seed: int, n_images: int, n_samples: int) -> dict[str, Any]:
+def sanity_check(seed: int, n_images: int, n_samples: int,
+                 output_transform: str = "none") -> dict[str, Any]:
     """LEG-TV's §5.1 check on the digits classifier trained with ``seed``."""
     import torch
 
@@ -82,12 +83,15 @@ def sanity_check(seed: int, n_images: int, n_samples: int) -> dict[str, Any]:
     x = zoo.digits().test.images[:n_images]
     with torch.no_grad():
         pred = trained(x).argmax(dim=1)
-    out: dict[str, Any] = {"seed": seed, "images": n_images, "n_samples": n_samples}
-    path = LEGTV(trained).attribute_path(x, target=pred, n_samples=n_samples, seed=0,
-                                         k_l_grid=[1.0, 0.1, 0.05])
+    out: dict[str, Any] = {"seed": seed, "images": n_images, "n_samples": n_samples,
+                           "output_transform": output_transform}
+    trained_tv = LEGTV(trained, output_transform=output_transform)
+    random_tv = LEGTV(randomised, output_transform=output_transform)
+    path = trained_tv.attribute_path(x, target=pred, n_samples=n_samples, seed=0,
+                                     k_l_grid=[1.0, 0.1, 0.05])
     l_max = path.bounds[0, :, 0]
-    path_random = LEGTV(randomised).attribute_path(x, target=pred, n_samples=n_samples,
-                                                   seed=0, k_l_grid=[1.0])
+    path_random = random_tv.attribute_path(x, target=pred, n_samples=n_samples, seed=0,
+                                           k_l_grid=[1.0])
     ratio = path_random.bounds[0, :, 0] / l_max
     out["l_max_ratio_median"] = float(ratio.median())
     out["l_max_ratio_max"] = float(ratio.max())
@@ -99,8 +103,8 @@ def sanity_check(seed: int, n_images: int, n_samples: int) -> dict[str, Any]:
     maps = path.attributions[1]
     penalty = path.bounds[1, :, 0]
     random_maps = torch.cat([
-        LEGTV(randomised).attribute(x[i:i + 1], target=int(pred[i]), penalty="absolute",
-                                    l_value=float(penalty[i]), n_samples=n_samples, seed=0)
+        random_tv.attribute(x[i:i + 1], target=int(pred[i]), penalty="absolute",
+                            l_value=float(penalty[i]), n_samples=n_samples, seed=0)
         for i in range(n_images)])
 
     def spread(m: torch.Tensor) -> torch.Tensor:
@@ -118,6 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--skip-tests", action="store_true", help="only the sanity check")
     parser.add_argument("--images", type=int, default=30, help="test digits of the sanity check")
     parser.add_argument("--n-samples", type=int, default=500)
+    parser.add_argument("--output-transform", default="none",
+                        choices=["none", "softmax", "log_softmax"],
+                        help="what LEG-TV explains in the sanity check (default: the logits)")
     parser.add_argument("--cache", type=Path,
                         default=Path(tempfile.gettempdir()) / "captum_latent_zoo_seeds")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -136,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"   tests: {suite['summary']} ({suite['seconds']:.0f} s)", flush=True)
             for test in suite["failed"]:
                 print(f"   FAILED {test}", flush=True)
-        sanity = sanity_check(seed, args.images, args.n_samples)
+        sanity = sanity_check(seed, args.images, args.n_samples, args.output_transform)
         results["sanity"].append(sanity)
         print(f"   sanity: {sanity}", flush=True)
 
@@ -148,7 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"| {r['seed']} | {c.get('passed', 0)} | {c.get('failed', 0) + c.get('error', 0)}"
                   f" | {c.get('skipped', 0)} | {r['seconds']:.0f} | "
                   f"{', '.join(r['failed']) or '-'} |")
-    print(f"\nLEG-TV sanity check, {args.images} test digits, n_samples={args.n_samples}:")
+    print(f"\nLEG-TV sanity check, {args.images} test digits, n_samples={args.n_samples}, "
+          f"output_transform={args.output_transform!r}:")
     print("| zoo seed | L_max ratio median | L_max ratio max | flat at K_L 0.1 | flat at K_L 0.05 "
           "| size ratio at K_L 0.1 |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: |")

@@ -54,11 +54,11 @@ class MimicGANDefense(nn.Module):
                             f"{type(classifier).__name__}")
         if not isinstance(mimicgan, MimicGAN):
             raise TypeError(f"mimicgan must be a MimicGAN, got {type(mimicgan).__name__}")
-        probe = torch.zeros(1, *mimicgan.image_shape, device=mimicgan.device)
+        probe = torch.zeros(2, *mimicgan.image_shape, device=mimicgan.device)
         with torch.no_grad():
             out = call_model("classifier", classifier, probe,
-                             when="(a blank image of the generator's shape; the probe call)")
-        check_model_output("classifier", out, when="on a blank image (the probe call)")
+                             when="(two blank images of the generator's shape; the probe call)")
+        check_model_output("classifier", out, when="on blank images (the probe call)")
         self.classifier = classifier
         self.mimicgan = mimicgan
         self.seed = seed

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from captum_latent.attr.leg import LEG
-from captum_latent.attr.leg_tv import LEGTV, LEGTVPath, theoretical_bound
+from captum_latent.attr.leg_tv import LEGTV, LEGTVCertificate, LEGTVPath, theoretical_bound
 from captum_latent.attr.perturbations import (
     CovarianceGaussian,
     IndependentGaussian,
@@ -22,6 +22,7 @@ from captum_latent.attr.tv_solvers import CvxpyTVSolver, FastTVSolver
 __all__ = [
     "LEG",
     "LEGTV",
+    "LEGTVCertificate",
     "LEGTVPath",
     "CovarianceGaussian",
     "IndependentGaussian",

@@ -5,6 +5,7 @@ the API pages and the doctests see complete docstrings)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Optional, TypeVar
@@ -14,22 +15,32 @@ from captum._utils.typing import TargetType
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
-COMMON_PARAMETERS = """inputs : Tensor or 1-tuple of Tensor
-    ``(B, C, H, W)`` images; each example is explained separately.
+COMMON_PARAMETERS = """inputs : Tensor or tuple of Tensor
+    ``(B, C, H, W)`` images, or a tuple of such tensors with one batch size (a model with
+    several inputs): every tensor is perturbed and attributed, as Captum does; each example is
+    explained separately.
 target : int, tuple, Tensor or list, optional
     Captum's target: one for all examples, or one per example.
 additional_forward_args : optional
-    Extra model arguments; tensors whose first dimension is ``B`` are split per example.
+    Extra model arguments; tensors whose first dimension is ``B`` are repeated per perturbation.
+feature_mask : Tensor or tuple of Tensor, optional
+    Integer cell ids of shape ``(H, W)``, ``(1, 1, H, W)`` or ``(B, 1, H, W)`` (one per input
+    for a tuple; ``None`` entries keep a grid), as for ``captum.attr.Lime``: the cells
+    (superpixels, blocks) become the saliency's unknowns and the TV graph joins cells that touch.
+    At most 2048 cells; not together with ``grid_size``.
 n_samples : int, default 500
     Model evaluations per example (plus one for ``f(x0)``).
 sigma2 : float, default 0.1
     Perturbation scale (the paper uses 0.05 to 0.3 for inputs in [0, 1]).
-perturbations_per_eval : int, default 1
-    Perturbed copies per model call (memory/speed only: results do not change).
+perturbations_per_eval : int, optional
+    Perturbed copies of each example per model call (memory/speed only: results do not
+    change). Default: as many as fit 32 MiB of perturbed inputs for the batch (at most 4096
+    rows per call).
 show_progress : bool, default False
     Show a tqdm progress bar over model evaluations.
-grid_size : (int, int), optional
-    Saliency grid; default the input's ``(H, W)``.
+grid_size : (int, int) or tuple of them, optional
+    Saliency grid, one for every input or one per input. Default: the input's ``(H, W)`` up to
+    32 x 32; larger inputs get about 28 cells a side (224 x 224 -> 28 x 28, the paper's grid).
 channel_reduction : {"auto", "sum_abs", "none"}, default "auto"
     ``"sum_abs"``: sum of absolute per-channel maps (the paper); ``"none"``: keep signed
     per-channel maps; ``"auto"``: ``"sum_abs"`` when ``C > 1``, signed when ``C == 1``.
@@ -38,7 +49,8 @@ contrast_target : optional
     contrast_target=7``.
 return_input_shape : bool, default True
     ``True``: ``(B, C, H, W)`` (grid maps upsampled, combined maps repeated over
-    channels). ``False``: the grid maps, ``(B, C or 1, h, w)``.
+    channels). ``False``: the grid maps, ``(B, C or 1, h, w)`` (cells are always painted on
+    the input's pixels).
 seed, generator : optional
     Source of randomness (at most one); perturbations are drawn on the generator's
     device."""
@@ -48,16 +60,22 @@ _MARKER = "<common parameters>"
 
 def _with_common_parameters(method: _F) -> _F:
     """Replace the line ``<common parameters>`` of ``method``'s docstring by
-    :data:`COMMON_PARAMETERS`, indented like that line."""
+    :data:`COMMON_PARAMETERS`, indented like that line, and wrap it the way Captum's
+    ``log_usage`` does: wrappers such as ``NoiseTunnel`` call ``attribute.__wrapped__``."""
+
+    @functools.wraps(method)
+    def attribute(*args: Any, **kwargs: Any) -> Any:
+        return method(*args, **kwargs)
+
     doc = method.__doc__
     if doc is None:  # python -OO strips docstrings
-        return method
+        return attribute  # type: ignore[return-value]
     for line in doc.splitlines():
         if line.strip() == _MARKER:
             indent = line[: len(line) - len(line.lstrip())]
             text = "\n".join(indent + row if row else row for row in COMMON_PARAMETERS.splitlines())
-            method.__doc__ = doc.replace(line, text)
-            return method
+            attribute.__doc__ = doc.replace(line, text)
+            return attribute  # type: ignore[return-value]
     raise ValueError(f"{method.__qualname__}'s docstring has no {_MARKER!r} line")
 
 
@@ -68,9 +86,10 @@ class _Call:
     inputs: Any
     target: TargetType
     additional_forward_args: Any
+    feature_mask: Any
     n_samples: int
     sigma2: float
-    perturbations_per_eval: int
+    perturbations_per_eval: Optional[int]
     show_progress: bool
     grid_size: Optional[tuple[int, int]]
     channel_reduction: str

@@ -28,13 +28,17 @@ class LEGTVDatasetAdapter(LEGDatasetAdapter):
     """As :class:`LEGDatasetAdapter`, plus the solve's ``penalty``, ``objective``,
     ``duality_gap``, ``feasibility_violation`` and ``converged`` (per channel)."""
 
+    reserved = ("inputs", "seed", "generator", "return_certificate", "return_convergence_delta")
+
     def explain_item(self, item: Any, seed: int, kwargs: dict[str, Any]) -> Record:
-        record = super().explain_item(item, seed, kwargs)
-        cert = self.explainer.last_certificate
-        if cert is not None:
-            record["penalty"] = self.explainer.last_penalty[0]
-            record["objective"] = cert.objective
-            record["duality_gap"] = cert.duality_gap
-            record["feasibility_violation"] = cert.feasibility_violation
-            record["converged"] = cert.converged
-        return record
+        out, cert = self.explainer.attribute(
+            self._tensor(item[None]), seed=seed, return_certificate=True, **kwargs
+        )
+        return {
+            "attribution": out[0],
+            "penalty": cert.penalty[0],
+            "objective": cert.objective[0],
+            "duality_gap": cert.duality_gap[0],
+            "feasibility_violation": cert.feasibility_violation[0],
+            "converged": cert.converged[0],
+        }

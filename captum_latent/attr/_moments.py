@@ -1,46 +1,29 @@
-"""Model evaluations for LEG: perturb one example, evaluate the model, return ``mean(y~ z)``.
+"""Model evaluations for LEG: perturb every example, evaluate the model in vectorised calls,
+return the moments ``b = mean_i(y~_i z_i)``.
 
 Captum's conventions are kept: ``target`` (int, tuple, tensor or list, per example),
-``additional_forward_args`` (tensors with a batch dimension are sliced per example and
-expanded per perturbation) and ``perturbations_per_eval`` (how many perturbed copies go
-through the model per call). All perturbations are drawn before any evaluation, so the result
-does not depend on ``perturbations_per_eval``.
+``additional_forward_args`` (tensors with a batch dimension are repeated per perturbation) and
+``perturbations_per_eval`` (how many perturbed copies of each example go through the model per
+call). All perturbations are drawn before any evaluation, so the result does not depend on
+``perturbations_per_eval`` (up to the order of floating-point sums).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import torch
-import torch.nn.functional as F
-from captum._utils.common import (
-    _expand_additional_forward_args,
-    _expand_target,
-    _format_additional_forward_args,
-    _select_targets,
-)
+from captum._utils.common import _format_additional_forward_args
 from torch import Tensor
 
-from captum_latent.attr.perturbations import PerturbationScheme
 from captum_latent.validation import (
     call_model,
     check_device,
-    check_image_tensor,
     check_model_output,
     module_device,
 )
 
 _OUTPUT_TRANSFORMS = ("none", "softmax", "log_softmax")
-
-
-@dataclass(frozen=True)
-class _Moments:
-    """Per-example statistics: ``b`` is ``(C, h, w)``; ``f0`` the unperturbed output."""
-
-    b: Tensor
-    f0: float
-    n: int
 
 
 def _example_target(target: Any, i: int, batch: int) -> Any:
@@ -78,17 +61,19 @@ def _example_args(args: Any, i: int, batch: int) -> Any:
 
 def _check_model_and_targets(
     forward_func: Callable[..., Any],
-    x: Tensor,
+    xs: tuple[Tensor, ...],
     args: Any,
     target: Any,
     contrast_target: Any,
-) -> None:
+) -> tuple[Optional[list[Any]], Optional[list[Any]]]:
     """Before the perturbation loop: the inputs sit on the model's device, and every example's
-    target indexes the model's output (checked on one probe call with the first example)."""
+    target indexes the model's output (checked on one probe call with the first example).
+    Returns the per-example targets and contrast targets (``None`` where not given)."""
     device = module_device(forward_func)
     if device is not None:
-        check_device("inputs", x, device)
-    batch = x.shape[0]
+        for k, x in enumerate(xs):
+            check_device("inputs" if len(xs) == 1 else f"inputs[{k}]", x, device)
+    batch = xs[0].shape[0]
     targets = {
         name: [_example_target(t, i, batch) for i in range(batch)]
         for name, t in (("target", target), ("contrast_target", contrast_target))
@@ -96,8 +81,10 @@ def _check_model_and_targets(
     }
     with torch.no_grad():
         first = _example_args(args, 0, batch) or ()
-        out = call_model("forward_func", forward_func, x[:1], *first,
+        out = call_model("forward_func", forward_func, *(x[:1] for x in xs), *first,
                          when="(a probe with the first example, before any perturbation)")
+    if out is not None and not isinstance(out, Tensor):
+        out = torch.as_tensor(out)
     check_model_output("forward_func", out, when="on the first example (the probe call)")
     if isinstance(out, Tensor) and out.dim() < 2 and targets:
         name = next(iter(targets))
@@ -107,10 +94,12 @@ def _check_model_and_targets(
             "target=None (and no contrast_target) to explain that number, or make the model "
             "return (N, K) scores"
         )
+    rows: dict[str, list[Any]] = {}
     if not targets or not isinstance(out, Tensor) or out.dim() < 2:
-        return
+        return None, None
     sizes = tuple(int(s) for s in out.shape[1:])
     for name, per_example in targets.items():
+        rows[name] = []
         for t in per_example:
             index = tuple(
                 int(v) if isinstance(v, Tensor) and v.numel() == 1 or hasattr(v, "__index__")
@@ -131,22 +120,35 @@ def _check_model_and_targets(
                     if len(sizes) == 1 else f"{name}={t!r} is out of range for the model's "
                     f"outputs of shape (N, {', '.join(map(str, sizes))})"
                 )
+            rows[name].append(index[0] if len(index) == 1 else index)
+    return rows.get("target"), rows.get("contrast_target")
 
 
-def _scalar_output(
+def _select_rows(out: Tensor, rows: list[Any]) -> Tensor:
+    """``out[r, rows[r]]`` for each row ``r`` (``rows``: ints or index tuples, Captum's
+    per-example targets)."""
+    n = out.shape[0]
+    r = torch.arange(n, device=out.device)
+    if all(isinstance(t, tuple) for t in rows):
+        cols = list(zip(*rows))
+        return out[(r,) + tuple(torch.tensor(c, device=out.device) for c in cols)]
+    return out[r, torch.tensor([int(t) for t in rows], device=out.device)]
+
+
+def _scalar_outputs(
     forward_func: Callable[..., Any],
-    x: Tensor,
-    target: Any,
-    contrast_target: Any,
+    xs: tuple[Tensor, ...],
+    targets: Optional[list[Any]],
+    contrasts: Optional[list[Any]],
     args: Any,
     output_transform: str,
     when: str = "",
 ) -> Tensor:
-    n = x.shape[0]
-    exp_args = _expand_additional_forward_args(args, n) if args is not None else ()
-    out = call_model("forward_func", forward_func, x, *exp_args, when=when)
+    """One number per row of ``xs``: the target output (minus the contrast target), after the
+    output transform. ``targets``/``contrasts`` hold one entry per row (or are ``None``)."""
+    out = call_model("forward_func", forward_func, *xs, *(args or ()), when=when)
     if not isinstance(out, Tensor):
-        out = torch.as_tensor(out, device=x.device)
+        out = torch.as_tensor(out, device=xs[0].device)
     if out.dim() == 0:
         out = out.reshape(1)
     if output_transform != "none":
@@ -154,55 +156,105 @@ def _scalar_output(
             raise ValueError(f"output_transform={output_transform!r} needs (N, K) model outputs")
         fn = torch.softmax if output_transform == "softmax" else torch.log_softmax
         out = fn(out, dim=1)
-    y = _select_targets(out, _expand_target(target, n)) if target is not None else out
-    if contrast_target is not None:
-        y = y - _select_targets(out, _expand_target(contrast_target, n))
+    y = _select_rows(out, targets) if targets is not None else out
+    if contrasts is not None:
+        y = y - _select_rows(out, contrasts)
     if y.dim() == 2 and y.shape[1] == 1:
         y = y[:, 0]
-    if y.dim() != 1:
+    if y.dim() != 1 or y.shape[0] != xs[0].shape[0]:
         raise ValueError(
             "the forward function's output (after target selection) must be one number per "
-            f"example, got shape {tuple(y.shape)}: pass target="
+            f"example, got shape {tuple(y.shape)} for {xs[0].shape[0]} inputs: pass target="
         )
     return y
 
 
-def _evaluate_example(
+def _expand_args(args: Any, batch: int, copies: int) -> Any:
+    """``additional_forward_args`` for ``copies`` rows per example: tensors with ``batch``
+    rows (per example) are repeated row by row, one-row tensors broadcast, the rest kept."""
+    if args is None:
+        return None
+    out = []
+    for a in args:
+        if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == batch:
+            a = a.repeat_interleave(copies, dim=0)
+        elif isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == 1:
+            a = a.expand(batch * copies, *a.shape[1:])
+        out.append(a)
+    return tuple(out)
+
+
+#: bytes of perturbed inputs per model call when ``perturbations_per_eval`` is not given
+EVAL_BUDGET_BYTES = 32 * 2**20
+#: at most this many perturbed copies per model call when ``perturbations_per_eval`` is not given
+EVAL_MAX_ROWS = 4096
+
+
+def _auto_perturbations_per_eval(xs: tuple[Tensor, ...], n_samples: int) -> int:
+    """Perturbations per example and model call: as many as fit :data:`EVAL_BUDGET_BYTES` of
+    perturbed inputs for the whole batch (and at most :data:`EVAL_MAX_ROWS` rows)."""
+    batch = int(xs[0].shape[0])
+    per_copy = sum(x[0].numel() * x.element_size() for x in xs)
+    k = min(EVAL_BUDGET_BYTES // max(1, batch * per_copy), EVAL_MAX_ROWS // batch)
+    return int(max(1, min(n_samples, k)))
+
+
+def _evaluate(
     forward_func: Callable[..., Any],
-    x0: Tensor,
-    target: Any,
-    contrast_target: Any,
+    layouts: list[Any],
+    z: list[list[Tensor]],
+    targets: Optional[list[Any]],
+    contrasts: Optional[list[Any]],
     args: Any,
-    z: Tensor,
     perturbations_per_eval: int,
     output_transform: str,
     progress: Optional[Any] = None,
-) -> _Moments:
-    """Evaluate ``f(x0 + up(z_i))`` for ``z`` of shape ``(n, C, h, w)`` and return the moments."""
+) -> list[list[Tensor]]:
+    """Moments ``b = mean_i(y~_i z_i)`` for every example and input, from vectorised model
+    calls: each call sees ``perturbations_per_eval`` perturbed copies of every example.
+
+    ``z[k][i]`` holds input ``k``'s ``n`` perturbations of example ``i``; returns ``b[k][i]``
+    (float64, on the perturbations' device)."""
+    xs = tuple(layout.x for layout in layouts)
+    batch, n = int(xs[0].shape[0]), int(z[0][0].shape[0])
     with torch.no_grad():
-        f0 = _scalar_output(
-            forward_func, x0.unsqueeze(0), target, contrast_target, args, output_transform,
-            when="on the unperturbed example",
-        )
+        f0 = _scalar_outputs(forward_func, xs, targets, contrasts, args, output_transform,
+                             when="on the unperturbed examples")
+        check_model_output("forward_func", f0, when="on the unperturbed examples")
         ys = []
-        for start in range(0, z.shape[0], perturbations_per_eval):
-            chunk = z[start : start + perturbations_per_eval].to(device=x0.device, dtype=x0.dtype)
-            if chunk.shape[-2:] != x0.shape[-2:]:
-                chunk = F.interpolate(chunk, size=tuple(x0.shape[-2:]), mode="nearest")
-            y = _scalar_output(
-                forward_func, x0.unsqueeze(0) + chunk, target, contrast_target, args,
-                output_transform,
-                when=f"on perturbations {start} to {start + chunk.shape[0] - 1} of {z.shape[0]}",
+        for start in range(0, n, perturbations_per_eval):
+            k = min(perturbations_per_eval, n - start)
+            rows = []
+            for layout, zk in zip(layouts, z):
+                x = layout.x
+                delta = torch.cat([
+                    layout.paint(zk[i][start : start + k].to(device=x.device, dtype=x.dtype), i)
+                    for i in range(batch)
+                ])
+                rows.append(x.repeat_interleave(k, dim=0) + delta)
+            y = _scalar_outputs(
+                forward_func, tuple(rows), _repeat(targets, k), _repeat(contrasts, k),
+                _expand_args(args, batch, k), output_transform,
+                when=f"on perturbations {start} to {start + k - 1} of {n} (of {batch} examples)",
             )
-            ys.append(y.detach().to(torch.float64))
+            ys.append(y.detach().to(torch.float64).reshape(batch, k))
             if progress is not None:
-                progress.update(chunk.shape[0])
-        check_model_output("forward_func", f0, when="on the unperturbed example")
-        y_all = torch.cat(ys)
-        _check_perturbed_outputs(y_all)  # one check (one device sync) per example
-        yt = y_all.to(z.device) - float(f0.item())
-    b = torch.einsum("n,nchw->chw", yt, z.to(torch.float64)) / z.shape[0]
-    return _Moments(b=b, f0=float(f0.item()), n=z.shape[0])
+                progress.update(batch * k)
+        y_all = torch.cat(ys, dim=1)
+        _check_perturbed_outputs(y_all)  # one check (one device sync) for the batch
+        yt = y_all - f0.detach().to(torch.float64)[:, None]
+    out = []
+    for zk in z:
+        per_example = []
+        for i in range(batch):
+            zi = zk[i].to(torch.float64)
+            per_example.append(torch.einsum("n,n...->...", yt[i].to(zi.device), zi) / n)
+        out.append(per_example)
+    return out
+
+
+def _repeat(rows: Optional[list[Any]], copies: int) -> Optional[list[Any]]:
+    return None if rows is None else [t for t in rows for _ in range(copies)]
 
 
 def _check_perturbed_outputs(y: Tensor) -> None:
@@ -211,91 +263,54 @@ def _check_perturbed_outputs(y: Tensor) -> None:
     bad = ~torch.isfinite(y)
     if not bool(bad.any()):
         return
-    where = torch.nonzero(bad).flatten().tolist()
-    shown = ", ".join(map(str, where[:8])) + (", ..." if len(where) > 8 else "")
+    where = [(int(i), int(j)) for i, j in torch.nonzero(bad).tolist()]
+    shown = ", ".join(f"{j} of example {i}" for i, j in where[:6])
+    shown += ", ..." if len(where) > 6 else ""
     nan, inf = int(torch.isnan(y).sum()), int(torch.isinf(y).sum())
     raise ValueError(
         f"forward_func returned {nan} NaN and {inf} Inf values among {y.numel()} outputs on "
-        f"perturbations [{shown}] of {y.numel()} (the unperturbed example was finite): an "
-        "explanation of non-finite outputs is meaningless; check the model (a log of 0, a "
-        "division, an overflow) and its input range (sigma2 moves pixels out of [0, 1])"
+        f"perturbations [{shown}] (the unperturbed examples were finite): an explanation of "
+        "non-finite outputs is meaningless; check the model (a log of 0, a division, an "
+        "overflow) and its input range (sigma2 moves pixels out of [0, 1])"
     )
 
 
-def _draw(
-    perturbation: PerturbationScheme,
-    n: int,
-    channels: int,
-    grid: tuple[int, int],
-    sigma2: float,
-    generator: torch.Generator,
-) -> Tensor:
-    """``(n, C, h, w)`` perturbations, channels independent, drawn on the generator's device."""
-    z = perturbation.sample(
-        n * channels, grid, sigma2, generator=generator, device=generator.device
-    )
-    return z.reshape(n, channels, *grid)
-
-
-def _check_common(
-    inputs: Any,
-    n_samples: int,
-    perturbations_per_eval: int,
-    grid_size: Optional[tuple[int, int]],
-    channel_reduction: str,
-) -> tuple[Tensor, bool, tuple[int, int]]:
-    is_tuple = isinstance(inputs, tuple)
-    if is_tuple:
-        if len(inputs) != 1:
-            raise TypeError(
-                f"inputs must be one image tensor (or a 1-tuple), got {len(inputs)} tensors"
-            )
-        inputs = inputs[0]
-    check_image_tensor("inputs", inputs)
+def _check_counts(n_samples: Any, perturbations_per_eval: Any, channel_reduction: Any) -> None:
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 2:
         raise ValueError(f"n_samples must be an int >= 2, got {n_samples!r}")
-    if (
+    if perturbations_per_eval is not None and (
         isinstance(perturbations_per_eval, bool)
         or not isinstance(perturbations_per_eval, int)
         or perturbations_per_eval < 1
     ):
         raise ValueError(
-            f"perturbations_per_eval must be an int >= 1, got {perturbations_per_eval!r}"
+            "perturbations_per_eval must be None (chosen from the batch and a memory budget) "
+            f"or an int >= 1, got {perturbations_per_eval!r}"
         )
     if channel_reduction not in ("auto", "sum_abs", "none"):
         raise ValueError(
             f"channel_reduction must be 'auto', 'sum_abs' or 'none', got {channel_reduction!r}"
         )
-    hw = (int(inputs.shape[2]), int(inputs.shape[3]))
-    if grid_size is None:
-        grid = hw
-    else:
-        if isinstance(grid_size, int):
-            grid_size = (grid_size, grid_size)
-        if len(grid_size) != 2 or any(int(s) < 2 for s in grid_size):
-            raise ValueError(f"grid_size must be (h, w) with h, w >= 2, got {grid_size!r}")
-        grid = (int(grid_size[0]), int(grid_size[1]))
-        if grid[0] > hw[0] or grid[1] > hw[1]:
-            raise ValueError(f"grid_size {grid} must not exceed the input's {hw}")
-    return inputs, is_tuple, grid
 
 
 def _finish(
-    maps: Tensor,
-    inputs: Tensor,
+    layout: Any,
+    maps: list[Tensor],
     channel_reduction: str,
     return_input_shape: bool,
-    is_tuple: bool,
-) -> Any:
-    """Combine channels and map ``(B, C, h, w)`` grid maps back to the caller's layout."""
-    if channel_reduction == "sum_abs" or (channel_reduction == "auto" and maps.shape[1] > 1):
-        maps = maps.abs().sum(dim=1, keepdim=True)
-    maps = maps.to(dtype=inputs.dtype, device=inputs.device)
-    if return_input_shape:
-        if maps.shape[-2:] != inputs.shape[-2:]:
-            maps = F.interpolate(maps, size=tuple(inputs.shape[-2:]), mode="nearest")
-        maps = maps.expand(-1, inputs.shape[1], -1, -1).contiguous()
-    return (maps,) if is_tuple else maps
+) -> Tensor:
+    """Combine channels and map one input's saliency (``maps[i]``: ``(C, ...)`` on its grid or
+    cells) back to the caller's layout: ``(B, C, H, W)`` or ``(B, C or 1, h, w)``."""
+    x = layout.x
+    out = []
+    for i, m in enumerate(maps):
+        if channel_reduction == "sum_abs" or (channel_reduction == "auto" and m.shape[0] > 1):
+            m = m.abs().sum(dim=0, keepdim=True)
+        m = m.to(device=x.device)
+        if return_input_shape or layout.masked:
+            m = layout.to_input(m, i).expand(x.shape[1], -1, -1)
+        out.append(m)
+    return torch.stack(out).to(dtype=x.dtype).contiguous()
 
 
 def _check_transform(output_transform: str) -> str:

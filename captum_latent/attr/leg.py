@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import torch
@@ -13,19 +14,30 @@ from torch import Tensor
 from captum_latent.adapters import register_adapter
 from captum_latent.attr._attribute import _Call, _with_common_parameters
 from captum_latent.attr._dataset import LEGDatasetAdapter
+from captum_latent.attr._inputs import _Layout, _layouts
 from captum_latent.attr._moments import (
-    _check_common,
+    _auto_perturbations_per_eval,
+    _check_counts,
     _check_model_and_targets,
     _check_transform,
-    _draw,
-    _evaluate_example,
-    _example_args,
-    _example_target,
+    _evaluate,
     _finish,
     _format_args,
 )
-from captum_latent.attr.perturbations import PerturbationScheme, TVGaussian
+from captum_latent.attr.perturbations import IndependentGaussian, PerturbationScheme, TVGaussian
 from captum_latent.seeding import make_generator
+
+
+@dataclass
+class _Collected:
+    """The moments of one call: ``b[k][i]`` is input ``k``'s ``(C, ...)`` map for example ``i``
+    (float64, on the grid ``(C, h, w)`` or the cells ``(C, p)``)."""
+
+    layouts: list[_Layout]
+    is_tuple: bool
+    b: list[list[Tensor]]
+    sigma2: float
+    n: int
 
 
 class LEG(PerturbationAttribution):
@@ -83,9 +95,11 @@ class LEG(PerturbationAttribution):
         inputs: Any,
         target: TargetType = None,
         additional_forward_args: Any = None,
+        *,
+        feature_mask: Any = None,
         n_samples: int = 500,
         sigma2: float = 0.1,
-        perturbations_per_eval: int = 1,
+        perturbations_per_eval: Optional[int] = None,
         show_progress: bool = False,
         grid_size: Optional[tuple[int, int]] = None,
         channel_reduction: str = "auto",
@@ -114,9 +128,13 @@ class LEG(PerturbationAttribution):
         >>> tuple(attr.shape)
         (1, 1, 4, 4)
         """
-        call = _Call.of(locals())
-        maps, x, is_tuple = self._leg_maps(call)
-        return _finish(maps, x, channel_reduction, return_input_shape, is_tuple)
+        got = self._collect_moments(_Call.of(locals()))
+        maps = self._leg_maps(got)
+        outs = tuple(
+            _finish(layout, m, channel_reduction, return_input_shape)
+            for layout, m in zip(got.layouts, maps)
+        )
+        return outs if got.is_tuple else outs[0]
 
     def moments(self, inputs: Any, **kwargs: Any) -> Tensor:
         """The moment maps ``b = mean_i(y~_i z_i)`` that :meth:`attribute` (and LEG-TV's LP)
@@ -132,9 +150,10 @@ class LEG(PerturbationAttribution):
 
         Returns
         -------
-        Tensor
-            ``(B, C, h, w)`` float64 maps on the saliency grid (``channel_reduction`` and
-            ``return_input_shape`` do not apply).
+        Tensor (or tuple, matching ``inputs``)
+            ``(B, C, h, w)`` float64 maps on the saliency grid, or ``(B, C, p)`` on the
+            ``feature_mask``'s ``p`` cells (``channel_reduction`` and ``return_input_shape`` do
+            not apply).
 
         Examples
         --------
@@ -152,53 +171,61 @@ class LEG(PerturbationAttribution):
                             "arguments of attribute()")
         values = {name: p.default for name, p in params.items() if name != "self"}
         values.update(kwargs, inputs=inputs)
-        return self._collect_moments(_Call.of(values))[0]
+        got = self._collect_moments(_Call.of(values))
+        if any(layout.masked and len(layout.cells) > 1 for layout in got.layouts):
+            raise ValueError("moments() of a per-example feature_mask have one size per example: "
+                             "call it one example at a time")
+        outs = tuple(torch.stack(bk) for bk in got.b)
+        return outs if got.is_tuple else outs[0]
 
-    def _collect_moments(self, call: _Call) -> tuple[Tensor, Tensor, bool, tuple[int, int]]:
-        """Moment maps ``b`` of shape ``(B, C, h, w)`` (float64) for every example."""
-        x, is_tuple, grid = _check_common(
-            call.inputs, call.n_samples, call.perturbations_per_eval, call.grid_size,
-            call.channel_reduction,
-        )
+    def _collect_moments(self, call: _Call) -> _Collected:
+        """Check the call, draw every perturbation, evaluate the model in vectorised passes."""
+        _check_counts(call.n_samples, call.perturbations_per_eval, call.channel_reduction)
         sigma2 = call.sigma2
         if isinstance(sigma2, bool) or not isinstance(sigma2, (int, float)) or not sigma2 > 0:
             raise ValueError(f"sigma2 must be a float > 0, got {sigma2!r}")
+        layouts, is_tuple = _layouts(call.inputs, call.grid_size, call.feature_mask,
+                                     self.perturbation)
+        xs = tuple(layout.x for layout in layouts)
         gen = make_generator(seed=call.seed, generator=call.generator)
         args = _format_args(call.additional_forward_args)
-        target, contrast_target = call.target, call.contrast_target
-        _check_model_and_targets(self.forward_func, x, args, target, contrast_target)
-        batch, channels, n_samples = x.shape[0], x.shape[1], call.n_samples
+        targets, contrasts = _check_model_and_targets(
+            self.forward_func, xs, args, call.target, call.contrast_target
+        )
+        batch, n = int(xs[0].shape[0]), call.n_samples
+        z: list[list[Tensor]] = [[] for _ in layouts]
+        for i in range(batch):
+            for k, layout in enumerate(layouts):
+                z[k].append(layout.draw(self.perturbation, i, n, float(sigma2), gen))
+        ppe = call.perturbations_per_eval or _auto_perturbations_per_eval(xs, n)
         progress = None
         if call.show_progress:
             from tqdm.auto import tqdm
 
-            progress = tqdm(total=batch * n_samples, desc=type(self).__name__)
-        bs = []
+            progress = tqdm(total=batch * n, desc=type(self).__name__)
         try:
-            for i in range(batch):
-                z = _draw(self.perturbation, n_samples, channels, grid, float(sigma2), gen)
-                mom = _evaluate_example(
-                    self.forward_func,
-                    x[i],
-                    _example_target(target, i, batch),
-                    _example_target(contrast_target, i, batch),
-                    _example_args(args, i, batch),
-                    z,
-                    call.perturbations_per_eval,
-                    self.output_transform,
-                    progress,
-                )
-                bs.append(mom.b)
+            b = _evaluate(self.forward_func, layouts, z, targets, contrasts, args, ppe,
+                          self.output_transform, progress)
         finally:
             if progress is not None:
                 progress.close()
         # solve where the inputs live (the fast LEG-TV solver runs on CUDA too)
-        return torch.stack(bs).to(x.device), x, is_tuple, grid
+        b = [[bi.to(xs[0].device) for bi in bk] for bk in b]
+        return _Collected(layouts, is_tuple, b, float(sigma2), n)
 
-    def _leg_maps(self, call: _Call) -> tuple[Tensor, Tensor, bool]:
-        b, x, is_tuple, grid = self._collect_moments(call)
-        maps = self.perturbation.solve(b.reshape(-1, *grid), float(call.sigma2))
-        return maps.reshape(b.shape), x, is_tuple
+    def _leg_maps(self, got: _Collected) -> list[list[Tensor]]:
+        """The empirical LEG ``Sigma^{-1} b`` of every example and input."""
+        out = []
+        for layout, bk in zip(got.layouts, got.b):
+            if layout.masked:
+                independent = isinstance(self.perturbation, IndependentGaussian)
+                out.append([layout.ops(i).leg(bi, got.sigma2, independent).to(bi)
+                            for i, bi in enumerate(bk)])
+            else:
+                stacked = torch.stack(bk)
+                maps = self.perturbation.solve(stacked.reshape(-1, *layout.grid), got.sigma2)
+                out.append(list(maps.reshape(stacked.shape)))
+        return out
 
 
 register_adapter(LEG, LEGDatasetAdapter)

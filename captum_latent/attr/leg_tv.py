@@ -17,11 +17,11 @@ from captum_latent.attr._attribute import _Call, _with_common_parameters
 from captum_latent.attr._dataset import LEGTVDatasetAdapter
 from captum_latent.attr._general import _feasible_general
 from captum_latent.attr._grid import _pinv_l1_norm
+from captum_latent.attr._inputs import _Layout
 from captum_latent.attr._moments import _finish
-from captum_latent.attr.leg import LEG
-from captum_latent.attr.perturbations import PerturbationScheme
+from captum_latent.attr.leg import LEG, _Collected
+from captum_latent.attr.perturbations import IndependentGaussian, PerturbationScheme
 from captum_latent.attr.tv_problem import (
-    Certificate,
     GeneralTVProblem,
     StructuredTVProblem,
     TVSolution,
@@ -61,20 +61,74 @@ def _check_penalty(penalty: str, k_l: float, l_value: Optional[float]) -> float:
     return k_l
 
 
-def _warn_if_unconverged(certificates: Sequence[Certificate]) -> None:
+def _check_flag(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
+@dataclass(frozen=True)
+class LEGTVCertificate:
+    """What the LEG-TV solve proves about its maps, per example and channel (``(B, C)``).
+
+    Returned by ``LEGTV.attribute(..., return_certificate=True)`` (one per input for a tuple of
+    inputs) and kept per penalty in :class:`LEGTVPath`.
+
+    Attributes
+    ----------
+    penalty : Tensor
+        The ``L`` of each program.
+    objective : Tensor
+        ``||D g||_1`` of the returned (feasible) map.
+    dual_objective : Tensor
+        A lower bound on the optimum (a dual-feasible value; ``nan`` when the solver gives none,
+        as the cvxpy reference does).
+    duality_gap : Tensor
+        ``objective - dual_objective``: the map is optimal to within this amount.
+    feasibility_violation : Tensor
+        How far the map breaks ``||D^{+T}(b - Sigma g)||_inf <= L`` (0 when feasible).
+    converged : Tensor
+        Whether the solver met its tolerance.
+    iterations : int
+        First-order iterations used (0 for exact solvers).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from captum_latent import LEGTV
+    >>> model = lambda x: x[:, :, 1:3, 1:3].sum(dim=(1, 2, 3)).unsqueeze(1)
+    >>> _, cert = LEGTV(model).attribute(torch.zeros(2, 1, 5, 5), target=0, n_samples=100,
+    ...                                  seed=0, return_certificate=True)
+    >>> tuple(cert.duality_gap.shape), bool((cert.relative_gap <= 1e-4).all())
+    ((2, 1), True)
+    """
+
+    penalty: Tensor
+    objective: Tensor
+    dual_objective: Tensor
+    duality_gap: Tensor
+    feasibility_violation: Tensor
+    converged: Tensor
+    iterations: int
+
+    @property
+    def relative_gap(self) -> Tensor:
+        """``duality_gap / |objective|`` (0 for a zero map, whose gap is 0)."""
+        return self.duality_gap / self.objective.abs().clamp_min(1e-12)
+
+
+def _warn_if_unconverged(certificates: Sequence[LEGTVCertificate]) -> None:
     """One warning when a solve stopped before its duality-gap tolerance (the maps returned
     are feasible, their optimality not certified)."""
     short = sum(int((~c.converged).sum()) for c in certificates)
     if short == 0:
         return
     total = sum(c.converged.numel() for c in certificates)
-    worst = max(float((c.duality_gap / c.objective.abs().clamp_min(1e-300)).max())
-                for c in certificates)
+    worst = max(float(c.relative_gap.nan_to_num(0.0).max()) for c in certificates)
     warnings.warn(
         f"LEG-TV: {short} of {total} solves stopped at the iteration limit before the duality-gap "
         f"tolerance (largest relative gap {worst:.1e}); the maps are feasible but not certified "
         "optimal. Raise FastTVSolver(max_iter=...), loosen tol, use a coarser grid_size, or "
-        "check last_certificate", RuntimeWarning, stacklevel=3)
+        "inspect attribute(..., return_certificate=True)", RuntimeWarning, stacklevel=3)
 
 
 @dataclass(frozen=True)
@@ -85,18 +139,19 @@ class LEGTVPath:
     ----------
     k_l : Tensor
         ``(K,)`` relative penalties ``L / L_max``.
-    bounds : Tensor
-        ``(K, B, C)`` absolute penalties ``L``.
-    attributions : Tensor
-        ``(K, ...)``: one attribution per penalty, in ``attribute``'s output layout.
-    certificates : list of Certificate
-        One per penalty (batched over examples and channels).
+    bounds : Tensor or tuple of Tensor
+        ``(K, B, C)`` absolute penalties ``L`` (one per input for a tuple of inputs).
+    attributions : Tensor or tuple of Tensor
+        ``(K, ...)``: one attribution per penalty, in ``attribute``'s output layout (one per
+        input for a tuple of inputs).
+    certificates : list of LEGTVCertificate
+        One per penalty (a tuple per input for a tuple of inputs).
     """
 
     k_l: Tensor
-    bounds: Tensor
-    attributions: Tensor
-    certificates: list[Certificate]
+    bounds: Any
+    attributions: Any
+    certificates: list[Any]
 
 
 class LEGTV(LEG):
@@ -110,7 +165,8 @@ class LEGTV(LEG):
     its structured form at any grid size, with ``IndependentGaussian`` through the general
     form's DCT path (no dense matrix, any grid size), with any other covariance through the
     general form (a dense ``p x p`` factorisation: grids up to ``max_dense_pixels``, 64x64 by
-    default).
+    default). On a ``feature_mask``'s cells the LP is solved exactly by HiGHS, certified by its
+    dual.
 
     Parameters
     ----------
@@ -129,10 +185,11 @@ class LEGTV(LEG):
     >>> from captum_latent import LEGTV
     >>> w = torch.zeros(1, 1, 8, 8); w[..., 2:5, 2:6] = 1.0
     >>> model = lambda x: (x * w).sum(dim=(1, 2, 3)).unsqueeze(1)
-    >>> explainer = LEGTV(model)
-    >>> attr = explainer.attribute(torch.zeros(1, 1, 8, 8), target=0, n_samples=300, seed=0)
-    >>> explainer.last_certificate.feasibility_violation.max().item() <= 1e-9
-    True
+    >>> attr, cert = LEGTV(model).attribute(
+    ...     torch.zeros(1, 1, 8, 8), target=0, n_samples=300, seed=0, return_certificate=True
+    ... )
+    >>> cert.feasibility_violation.max().item() <= 1e-9, tuple(cert.penalty.shape)
+    (True, (1, 1))
     """
 
     def __init__(
@@ -148,9 +205,12 @@ class LEGTV(LEG):
                 f"solver must be FastTVSolver or CvxpyTVSolver, got {type(solver).__name__}"
             )
         self.solver = solver
-        self.last_certificate: Optional[Certificate] = None
-        self.last_penalty: Optional[Tensor] = None
         self._defaults: dict[str, TVSolver] = {}
+
+    def has_convergence_delta(self) -> bool:
+        """``True``: ``return_convergence_delta=True`` gives each example's relative duality
+        gap (Captum's convention, so ``NoiseTunnel`` collects it too)."""
+        return True
 
     def _solver_for(self, moments: Tensor) -> TVSolver:
         """The solver given, else the default for this perturbation and device."""
@@ -169,9 +229,11 @@ class LEGTV(LEG):
         inputs: Any,
         target: TargetType = None,
         additional_forward_args: Any = None,
+        *,
+        feature_mask: Any = None,
         n_samples: int = 500,
         sigma2: float = 0.1,
-        perturbations_per_eval: int = 1,
+        perturbations_per_eval: Optional[int] = None,
         show_progress: bool = False,
         grid_size: Optional[tuple[int, int]] = None,
         channel_reduction: str = "auto",
@@ -183,6 +245,8 @@ class LEGTV(LEG):
         penalty: str = "relative",
         epsilon: float = 0.05,
         l_value: Optional[float] = None,
+        return_certificate: bool = False,
+        return_convergence_delta: bool = False,
     ) -> Any:
         """Attribute ``f_target`` (minus ``f_contrast_target``, Eq. 1): collect the moments
         as :meth:`LEG.attribute` does, then solve the TV-penalised LP (Eq. 4).
@@ -192,8 +256,8 @@ class LEGTV(LEG):
         <common parameters>
         k_l : float, default 0.05
             With ``penalty="relative"``: ``L = k_l * L_max`` (paper §4.3), ``0 <= k_l <= 1``;
-            ``L_max`` is per example, the largest over its channels, so that a channel the
-            model ignores is not explained by noise.
+            ``L_max`` is per example, the largest over its channels (and inputs), so that a
+            channel the model ignores is not explained by noise.
         penalty : {"relative", "theory", "absolute"}, default "relative"
             ``"theory"``: Theorem 1's ``L`` for ``epsilon`` (often conservative);
             ``"absolute"``: ``L = l_value`` for every example and channel (e.g. to compare
@@ -202,12 +266,20 @@ class LEGTV(LEG):
             Failure probability for ``penalty="theory"``.
         l_value : float, optional
             The penalty ``L`` for ``penalty="absolute"``.
+        return_certificate : bool, default False
+            Also return the solve's :class:`LEGTVCertificate` (one per input for a tuple): the
+            penalty ``L`` used, objective, dual bound, duality gap, feasibility and convergence
+            per example and channel.
+        return_convergence_delta : bool, default False
+            Captum's convention: also return a ``(B,)`` tensor, each example's largest relative
+            duality gap (``nan`` where the solver gives no dual bound).
 
         Returns
         -------
-        Tensor (or 1-tuple, matching ``inputs``)
-            The LEG-TV maps. The solver's certificate is stored in ``self.last_certificate``
-            and the penalties used in ``self.last_penalty`` (``(B, C)``).
+        Tensor (or tuple, matching ``inputs``)
+            The LEG-TV maps; followed by the certificate and/or the delta when asked for, in
+            that order: ``(maps, certificate)``, ``(maps, delta)`` or
+            ``(maps, certificate, delta)``.
 
         Examples
         --------
@@ -220,21 +292,33 @@ class LEGTV(LEG):
         >>> kernel = torch.exp(-torch.cdist(ij, ij) ** 2 / 4) + 0.1 * torch.eye(36)
         >>> model = lambda x: x[:, :, 1:4, 2:5].sum(dim=(1, 2, 3)).unsqueeze(1)
         >>> explainer = LEGTV(model, perturbation=CovarianceGaussian(kernel))
-        >>> attr = explainer.attribute(torch.zeros(1, 1, 6, 6), target=0, n_samples=200, seed=0)
-        >>> bool(explainer.last_certificate.converged.all()), tuple(attr.shape)
+        >>> attr, cert = explainer.attribute(
+        ...     torch.zeros(1, 1, 6, 6), target=0, n_samples=200, seed=0, return_certificate=True
+        ... )
+        >>> bool(cert.converged.all()), tuple(attr.shape)
         (True, (1, 1, 6, 6))
         """
         k_l = _check_penalty(penalty, k_l, l_value)
-        call = _Call.of(locals())
-        b, x, is_tuple, grid = self._collect_moments(call)
-        flat = b.reshape(-1, *grid)
-        problem = self._problem(flat, float(sigma2), k_l, penalty, epsilon, n_samples, b.shape[1])
-        solution = self._solver_for(flat).solve(problem)
-        _warn_if_unconverged([solution.certificate])
-        self.last_certificate = solution.certificate
-        self.last_penalty = problem.bound.reshape(b.shape[0], b.shape[1])
-        maps = self._with_mean(solution, problem, flat, float(sigma2)).reshape(b.shape)
-        return _finish(maps, x, channel_reduction, return_input_shape, is_tuple)
+        _check_flag("return_certificate", return_certificate)
+        _check_flag("return_convergence_delta", return_convergence_delta)
+        got = self._collect_moments(_Call.of(locals()))
+        bounds = self._bounds(got, k_l, penalty, epsilon)
+        maps, certs = [], []
+        for layout, bk, bound in zip(got.layouts, got.b, bounds):
+            m, cert, _ = self._solve_input(layout, bk, got.sigma2, bound)
+            maps.append(_finish(layout, m, channel_reduction, return_input_shape))
+            certs.append(cert)
+        _warn_if_unconverged(certs)
+        attributions = tuple(maps) if got.is_tuple else maps[0]
+        if not (return_certificate or return_convergence_delta):
+            return attributions
+        out: tuple[Any, ...] = (attributions,)
+        if return_certificate:
+            out += (tuple(certs) if got.is_tuple else certs[0],)
+        if return_convergence_delta:
+            gaps = torch.stack([c.relative_gap.amax(dim=1) for c in certs]).amax(dim=0)
+            out += (gaps.to(got.layouts[0].x.device),)
+        return out
 
     @_with_common_parameters
     def attribute_path(
@@ -242,9 +326,11 @@ class LEGTV(LEG):
         inputs: Any,
         target: TargetType = None,
         additional_forward_args: Any = None,
+        *,
+        feature_mask: Any = None,
         n_samples: int = 500,
         sigma2: float = 0.1,
-        perturbations_per_eval: int = 1,
+        perturbations_per_eval: Optional[int] = None,
         show_progress: bool = False,
         grid_size: Optional[tuple[int, int]] = None,
         channel_reduction: str = "auto",
@@ -267,8 +353,8 @@ class LEGTV(LEG):
         Returns
         -------
         LEGTVPath
-            The penalties, one attribution per penalty (``return_input_shape`` as for
-            :meth:`attribute`, never a tuple) and one certificate per penalty.
+            The penalties, one attribution per penalty (``(K, ...)``, in :meth:`attribute`'s
+            layout; a tuple of them for a tuple of inputs) and one certificate per penalty.
 
         Examples
         --------
@@ -281,6 +367,8 @@ class LEGTV(LEG):
         >>> tuple(path.attributions.shape), bool(path.attributions[0].std() == 0)  # L_max: flat
         ((2, 1, 1, 6, 6), True)
         """
+        if isinstance(k_l_grid, (bool, str)) or not isinstance(k_l_grid, (int, Sequence, Tensor)):
+            raise TypeError(f"k_l_grid must be an int or a sequence of floats, got {k_l_grid!r}")
         if isinstance(k_l_grid, int):
             if k_l_grid < 1:
                 raise ValueError(f"k_l_grid must be >= 1, got {k_l_grid}")
@@ -290,52 +378,119 @@ class LEGTV(LEG):
             if values.numel() == 0 or bool(((values < 0) | (values > 1)).any()):
                 raise ValueError("k_l_grid values must lie in [0, 1]")
             values = values.sort(descending=True).values
-        b, x, is_tuple, grid = self._collect_moments(_Call.of(locals()))
-        flat = b.reshape(-1, *grid)
-        outs, bounds, certs = [], [], []
-        state = None
+        got = self._collect_moments(_Call.of(locals()))
+        count = len(got.layouts)
+        outs: list[list[Tensor]] = [[] for _ in range(count)]
+        certs: list[list[LEGTVCertificate]] = [[] for _ in range(count)]
+        states: list[Any] = [None] * count
         for k in values.tolist():
-            problem = self._problem(flat, float(sigma2), k, "relative", 0.05, n_samples, b.shape[1])
-            solution = self._solver_for(flat).solve(problem, warm_start=state)
-            state = solution.state
-            maps = self._with_mean(solution, problem, flat, float(sigma2)).reshape(b.shape)
-            outs.append(_finish(maps, x, channel_reduction, return_input_shape, False))
-            bounds.append(problem.bound.reshape(b.shape[0], b.shape[1]))
-            certs.append(solution.certificate)
-        _warn_if_unconverged(certs)
-        self.last_certificate = certs[-1]
-        return LEGTVPath(values, torch.stack(bounds), torch.stack(outs), certs)
+            bounds = self._bounds(got, k, "relative", 0.05)
+            for j, (layout, bk, bound) in enumerate(zip(got.layouts, got.b, bounds)):
+                m, cert, states[j] = self._solve_input(layout, bk, got.sigma2, bound, states[j])
+                outs[j].append(_finish(layout, m, channel_reduction, return_input_shape))
+                certs[j].append(cert)
+        _warn_if_unconverged([c for per_input in certs for c in per_input])
+        stacked = tuple(torch.stack(o) for o in outs)
+        per_penalty = [tuple(c[i] for c in certs) if got.is_tuple else certs[0][i]
+                       for i in range(values.numel())]
+        bounds = tuple(torch.stack([c.penalty for c in per_input]) for per_input in certs)
+        if not got.is_tuple:
+            return LEGTVPath(values, bounds[0], stacked[0], per_penalty)
+        return LEGTVPath(values, bounds, stacked, per_penalty)
+
+    def _bounds(self, got: _Collected, k_l: float, penalty: str, epsilon: float) -> list[Tensor]:
+        """Each input's penalties ``L``, ``(B, C)``; ``"relative"``: ``k_l`` times the example's
+        ``L_max``, the largest over all its channels and inputs."""
+        batch = len(got.b[0])
+        if penalty == "absolute":
+            return [torch.full((batch, bk[0].shape[0]), float(k_l), dtype=torch.float64)
+                    for bk in got.b]
+        if penalty == "theory":
+            out = []
+            for layout, bk in zip(got.layouts, got.b):
+                rows = []
+                for i in range(batch):
+                    if layout.masked:
+                        norm = layout.ops(i).pinv_l1_norm()
+                        p = layout.ops(i).graph.p
+                        value = math.sqrt(2.0 * norm * math.log(p / epsilon) / got.n)
+                    else:
+                        value = theoretical_bound(layout.grid, got.n, epsilon)
+                    rows.append(torch.full((bk[0].shape[0],), value, dtype=torch.float64))
+                out.append(torch.stack(rows))
+            return out
+        l_max = [self._l_max(layout, bk, got.sigma2) for layout, bk in zip(got.layouts, got.b)]
+        joint = torch.stack([lm.amax(dim=1) for lm in l_max]).amax(dim=0)  # (B,)
+        return [k_l * joint[:, None].expand_as(lm).clone() for lm in l_max]
 
     @staticmethod
-    def _joint_l_max(l_max: Tensor, channels: int) -> Tensor:
-        """``L_max`` of an example: the largest over its channels (all maps zero above it)."""
-        joint = l_max.reshape(-1, channels).amax(dim=1, keepdim=True)
-        return joint.expand(-1, channels).reshape(-1)
+    def _l_max(layout: _Layout, bk: list[Tensor], sigma2: float) -> Tensor:
+        """``L_max = ||D^{+T} b||_inf`` per example and channel, ``(B, C)`` on the CPU."""
+        if layout.masked:
+            return torch.stack([layout.ops(i).edge_data(bi).abs().amax(dim=1)
+                                for i, bi in enumerate(bk)]).cpu()
+        stacked = torch.stack(bk)
+        flat = stacked.reshape(-1, *layout.grid)
+        helper = StructuredTVProblem.from_moments(flat, sigma2, k_l=1.0)
+        return helper.l_max.reshape(stacked.shape[0], stacked.shape[1]).double().cpu()
+
+    def _solve_input(
+        self,
+        layout: _Layout,
+        bk: list[Tensor],
+        sigma2: float,
+        bound: Tensor,
+        state: Any = None,
+    ) -> tuple[list[Tensor], LEGTVCertificate, Any]:
+        """One input's LEG-TV maps (``bk[i]``'s layout), certificate and warm-start state."""
+        if layout.masked:
+            return (*self._solve_cells(layout, bk, sigma2, bound), None)
+        stacked = torch.stack(bk)
+        flat = stacked.reshape(-1, *layout.grid)
+        problem = self._problem(flat, sigma2, bound.reshape(-1).to(flat))
+        solution = self._solver_for(flat).solve(problem, warm_start=state)
+        maps = self._with_mean(solution, problem, flat, sigma2).reshape(stacked.shape)
+        shape = tuple(stacked.shape[:2])
+        cert = solution.certificate
+        return list(maps), LEGTVCertificate(
+            penalty=bound.reshape(shape).to(flat),
+            objective=cert.objective.reshape(shape),
+            dual_objective=cert.dual_objective.reshape(shape),
+            duality_gap=cert.duality_gap.reshape(shape),
+            feasibility_violation=cert.feasibility_violation.reshape(shape),
+            converged=cert.converged.reshape(shape),
+            iterations=cert.iterations,
+        ), solution.state
+
+    def _solve_cells(
+        self, layout: _Layout, bk: list[Tensor], sigma2: float, bound: Tensor
+    ) -> tuple[list[Tensor], LEGTVCertificate]:
+        """The LP on each example's cells (HiGHS), with the empirical LEG's mean per channel."""
+        independent = isinstance(self.perturbation, IndependentGaussian)
+        maps, parts = [], []
+        for i, bi in enumerate(bk):
+            ops = layout.ops(i)
+            if independent:  # Sigma = s2 I: the general program on the cell graph
+                raise ValueError(
+                    "LEGTV with a feature_mask needs the paper's TVGaussian perturbation (the "
+                    "LP on cells uses its structure); LEG takes IndependentGaussian with a mask"
+                )
+            sol = ops.solve_tv(ops.edge_data(bi), sigma2, bound[i])
+            mean = ops.leg(bi, sigma2, independent).mean(dim=1, keepdim=True).cpu()
+            maps.append((sol.pop("maps") + mean).to(bi))
+            parts.append(sol)
+        fields = {k: torch.stack([p[k] for p in parts]) for k in parts[0]}
+        return maps, LEGTVCertificate(penalty=bound.double(), iterations=0, **fields)
 
     def _problem(
-        self,
-        flat: Tensor,
-        sigma2: float,
-        k_l: float,
-        penalty: str,
-        epsilon: float,
-        n: int,
-        channels: int,
+        self, flat: Tensor, sigma2: float, bound: Tensor
     ) -> Union[StructuredTVProblem, GeneralTVProblem]:
+        """The LP of every (example, channel) map of ``flat`` ``(B*C, h, w)`` at penalties
+        ``bound`` ``(B*C,)``."""
         grid = (flat.shape[1], flat.shape[2])
-        if penalty == "absolute":
-            fixed = torch.full((flat.shape[0],), k_l, dtype=flat.dtype, device=flat.device)
         if self.perturbation.structured:
-            if penalty == "absolute":
-                return StructuredTVProblem.from_moments(flat, sigma2, bound=fixed)
-            if penalty == "theory":
-                return StructuredTVProblem.from_moments(
-                    flat, sigma2, bound=torch.tensor(theoretical_bound(grid, n, epsilon))
-                )
             problem = StructuredTVProblem.from_moments(flat, sigma2, k_l=1.0)
-            return StructuredTVProblem(
-                problem.c, sigma2, k_l * self._joint_l_max(problem.l_max, channels), grid
-            )
+            return StructuredTVProblem(problem.c, sigma2, bound, grid)
         pixels = grid[0] * grid[1]
         solver = self._solver_for(flat)
         dense = not self.perturbation.dct_diagonal  # DCT-diagonal: no p x p matrix
@@ -347,14 +502,6 @@ class LEGTV(LEG):
                 "(no dense matrix at any size), or a solver with a larger max_dense_pixels"
             )
         cov = self.perturbation.covariance_operator(grid, sigma2).to(flat)
-        if penalty == "absolute":
-            bound = fixed
-        elif penalty == "theory":
-            bound = torch.full((flat.shape[0],), theoretical_bound(grid, n, epsilon)).to(flat)
-        else:
-            helper = StructuredTVProblem.from_moments(flat, sigma2, k_l=1.0)
-            # L_max of the general program: ||D^{+T} b||_inf (g = 0 feasible)
-            bound = k_l * self._joint_l_max(helper.l_max, channels)
         return GeneralTVProblem(flat, cov, bound)
 
     def _with_mean(

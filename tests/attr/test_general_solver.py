@@ -164,9 +164,9 @@ def test_legtv_with_user_covariance_end_to_end():
     x = torch.rand(2, 1, size, size, generator=torch.Generator().manual_seed(0))
     kw = dict(target=0, n_samples=300, seed=0, k_l=0.05)
     fast = LEGTV(model, perturbation=CovarianceGaussian(cov), solver=FastTVSolver())
-    out = fast.attribute(x, **kw)
+    out, cert = fast.attribute(x, return_certificate=True, **kw)
     assert out.shape == x.shape
-    assert bool(fast.last_certificate.converged.all())
+    assert bool(cert.converged.all())
     ref = LEGTV(model, perturbation=CovarianceGaussian(cov))
     assert isinstance(ref._solver_for(x), CvxpyTVSolver)  # default on the CPU
     assert isinstance(ref._solver_for(x.to("meta")), FastTVSolver)  # default on a GPU
@@ -302,12 +302,12 @@ def test_legtv_independent_above_the_dense_limit():
     model = lambda x: (x * truth).sum(dim=(1, 2, 3)).unsqueeze(1)  # noqa: E731
     x = torch.rand(1, 1, size, size, generator=torch.Generator().manual_seed(0))
     explainer = LEGTV(model, perturbation=IndependentGaussian(), solver=FastTVSolver(tol=1e-3))
-    out = explainer.attribute(x, target=0, n_samples=300, seed=0, k_l=0.05,
-                              perturbations_per_eval=300)
-    cert = explainer.last_certificate
+    out, cert = explainer.attribute(x, target=0, n_samples=300, seed=0, k_l=0.05,
+                                    perturbations_per_eval=300, grid_size=(size, size),
+                                    return_certificate=True)
     assert out.shape == x.shape and bool(cert.converged.all())
     assert cert.duality_gap.item() >= 0.0
-    assert cert.feasibility_violation.item() <= 1e-6 * explainer.last_penalty.item()
+    assert cert.feasibility_violation.item() <= 1e-6 * cert.penalty.item()
     assert float(out[..., 20:40, 20:60].mean() - out.mean()) > 0  # finds the model's support
     # LEGTV's default for IndependentGaussian is the fast solver, on the CPU too
     assert isinstance(LEGTV(model, perturbation=IndependentGaussian())._solver_for(x),

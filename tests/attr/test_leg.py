@@ -156,11 +156,11 @@ def test_coarse_grid_and_channels():
     assert tv[1] > 10.0 and tv[0] < 1e-6 * tv[1] and tv[2] < 1e-6 * tv[1]
     # each grid cell covers 4 pixels of weight 1: the grid LEG is 4 there (shrunk by TV)
     assert 2.0 < float(kept[0, 1, 2:6, 2:4].mean()) < 4.5
-    full = explainer.attribute(x, **kw)
+    full, cert = explainer.attribute(x, return_certificate=True, **kw)
     assert full.shape == x.shape
     assert torch.equal(full[:, 0], full[:, 2])  # combined map repeated over channels
     assert torch.allclose(full[0, 0, ::2, ::2], kept[0].abs().sum(0))
-    assert explainer.last_certificate.converged.all()
+    assert cert.converged.shape == (1, 3) and cert.converged.all()
 
 
 def test_solution_path_is_monotone_and_warm_started():
@@ -181,9 +181,10 @@ def test_general_covariance_runs_on_the_fast_solver():
     model = _Linear(_weights(6, 6))
     x = _x(batch=1, h=6, w=6)
     explainer = LEGTV(model, perturbation=IndependentGaussian(), solver=FastTVSolver())
-    out = explainer.attribute(x, target=0, n_samples=100, seed=0, k_l=0.1)
+    out, cert = explainer.attribute(x, target=0, n_samples=100, seed=0, k_l=0.1,
+                                    return_certificate=True)
     assert out.shape == x.shape and torch.isfinite(out).all()
-    assert bool(explainer.last_certificate.converged.all())
+    assert bool(cert.converged.all())
     ref = LEGTV(model, perturbation=IndependentGaussian(), solver=CvxpyTVSolver())
     out_ref = ref.attribute(x, target=0, n_samples=100, seed=0, k_l=0.1)
     tv, tv_ref = float(_diff(out[:, 0]).abs().sum()), float(_diff(out_ref[:, 0]).abs().sum())
@@ -248,8 +249,8 @@ def test_a_solve_cut_short_warns_and_still_returns_feasible_maps():
     x = _x(batch=2)
     explainer = LEGTV(model, solver=FastTVSolver(max_iter=2, tol=1e-12))
     with pytest.warns(RuntimeWarning, match=r"2 of 2 solves stopped .* not certified optimal"):
-        out = explainer.attribute(x, target=0, n_samples=100, seed=0, k_l=0.05)
-    cert = explainer.last_certificate
+        out, cert = explainer.attribute(x, target=0, n_samples=100, seed=0, k_l=0.05,
+                                        return_certificate=True)
     assert not bool(cert.converged.any()) and float(cert.feasibility_violation.max()) <= 1e-9
     assert torch.isfinite(out).all()
     with pytest.warns(RuntimeWarning, match=r"of 6 solves stopped"):

@@ -17,27 +17,31 @@ from captum_latent.attr._cells import _CellGraph, _CellOps, _check_mask
 from captum_latent.attr.perturbations import IndependentGaussian, PerturbationScheme, TVGaussian
 from captum_latent.validation import check_image_tensor
 
-#: default grids are the input's own up to this side; larger inputs get a grid of about
-#: ``DEFAULT_GRID_SIDE`` cells a side (the paper's 28 x 28 for 224 x 224)
-DEFAULT_GRID_SIDE = 28
-_FULL_RESOLUTION_UP_TO = 32
+#: the default grid has at most ``n_samples / SAMPLES_PER_CELL`` cells (the paper's own
+#: setting, 3000 evaluations for a 28x28 grid, is 3.8 per cell)
+SAMPLES_PER_CELL = 4
 
 
-def default_grid(hw: tuple[int, int]) -> tuple[int, int]:
-    """The saliency grid used when ``grid_size`` is not given: the input's ``(H, W)`` when
-    both sides are at most 32, else the input divided by one integer factor so that the longer
-    side has about 28 cells (224 x 224 -> 28 x 28, the paper's).
+def default_grid(hw: tuple[int, int], n_samples: int) -> tuple[int, int]:
+    """The saliency grid used when ``grid_size`` is not given: the input's ``(H, W)`` when it
+    has at most ``n_samples / 4`` pixels, else both sides scaled by one factor so that the grid
+    has at most that many cells (at least 2x2): every cell is estimated from at least 4 model
+    evaluations.
 
     Examples
     --------
-    >>> from captum_latent.attr._inputs import default_grid
-    >>> default_grid((8, 8)), default_grid((224, 224)), default_grid((100, 60))
-    ((8, 8), (28, 28), (25, 15))
+    >>> from captum_latent.attr.grid import default_grid
+    >>> default_grid((8, 8), 500), default_grid((28, 28), 500), default_grid((28, 28), 3000)
+    ((8, 8), (11, 11), (27, 27))
+    >>> default_grid((224, 224), 3000)  # the paper's setting: about its 28x28
+    (27, 27)
     """
-    if max(hw) <= _FULL_RESOLUTION_UP_TO:
+    budget = max(4, n_samples // SAMPLES_PER_CELL)
+    h, w = hw
+    if h * w <= budget:
         return hw
-    factor = max(1, round(max(hw) / DEFAULT_GRID_SIDE))
-    return (max(2, math.ceil(hw[0] / factor)), max(2, math.ceil(hw[1] / factor)))
+    scale = math.sqrt(budget / (h * w))
+    return (max(2, min(h, math.floor(h * scale))), max(2, min(w, math.floor(w * scale))))
 
 
 @dataclass
@@ -73,6 +77,28 @@ class _Layout:
                        torch.float64)
         return z.reshape(n, c, ops.graph.p)
 
+    def unit_variance(self, scheme: PerturbationScheme) -> float:
+        """Mean variance of one pixel of this input's perturbations at ``sigma2 = 1`` (the
+        paper's scheme: ``mean degree + 1 / p`` of the grid or cell graph)."""
+        if isinstance(scheme, IndependentGaussian):
+            return 1.0
+        if self.grid is None:
+            graphs = [ops.graph for ops in self.cells]
+            return sum((2 * g.m + 1) / g.p for g in graphs) / len(graphs)
+        h, w = self.grid
+        if isinstance(scheme, TVGaussian):
+            return (2 * (2 * h * w - h - w) + 1) / (h * w)
+        matrix = getattr(scheme, "matrix", None)
+        if isinstance(matrix, Tensor):
+            return float(matrix.diagonal().double().mean())
+        probe = scheme.sample(256, self.grid, 1.0, generator=torch.Generator().manual_seed(0))
+        return float(probe.double().var(dim=0).mean())
+
+    def value_range(self) -> float:
+        """``max - min`` of the input's values over the batch (1 for a constant input)."""
+        spread = float(self.x.max() - self.x.min())
+        return spread if spread > 0 and math.isfinite(spread) else 1.0
+
     def paint(self, z: Tensor, i: int) -> Tensor:
         """Perturbations ``(k, C, ...)`` of example ``i`` on the input's pixels."""
         hw = tuple(self.x.shape[-2:])
@@ -92,9 +118,9 @@ class _Layout:
         return maps
 
 
-def _grid_for(grid_size: Any, hw: tuple[int, int], name: str) -> tuple[int, int]:
+def _grid_for(grid_size: Any, hw: tuple[int, int], name: str, n_samples: int) -> tuple[int, int]:
     if grid_size is None:
-        return default_grid(hw)
+        return default_grid(hw, n_samples)
     if isinstance(grid_size, bool):
         raise TypeError(f"{name} must be (h, w) or an int, got {grid_size!r}")
     if isinstance(grid_size, int):
@@ -114,6 +140,7 @@ def _layouts(
     grid_size: Any,
     feature_mask: Any,
     perturbation: PerturbationScheme,
+    n_samples: int,
 ) -> tuple[list[_Layout], bool]:
     """Check Captum-style ``inputs`` (a tensor or a tuple of tensors, each ``(B, C, H, W)``)
     with their ``grid_size`` and ``feature_mask``; one layout per input."""
@@ -155,7 +182,7 @@ def _layouts(
             cells = [_CellOps(_CellGraph.from_mask(m[j], mname)) for j in range(m.shape[0])]
             layouts.append(_Layout(x=x, grid=None, cells=cells))
         else:
-            layouts.append(_Layout(x=x, grid=_grid_for(grid, hw, gname)))
+            layouts.append(_Layout(x=x, grid=_grid_for(grid, hw, gname, n_samples)))
     return layouts, is_tuple
 
 

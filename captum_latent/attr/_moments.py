@@ -199,39 +199,43 @@ def _auto_perturbations_per_eval(xs: tuple[Tensor, ...], n_samples: int) -> int:
     return int(max(1, min(n_samples, k)))
 
 
-def _evaluate(
+def _responses(
     forward_func: Callable[..., Any],
     layouts: list[Any],
     z: list[list[Tensor]],
+    scales: list[float],
     targets: Optional[list[Any]],
     contrasts: Optional[list[Any]],
     args: Any,
     perturbations_per_eval: int,
     output_transform: str,
     progress: Optional[Any] = None,
-) -> list[list[Tensor]]:
-    """Moments ``b = mean_i(y~_i z_i)`` for every example and input, from vectorised model
-    calls: each call sees ``perturbations_per_eval`` perturbed copies of every example.
+    f0: Optional[Tensor] = None,
+) -> tuple[Tensor, Tensor]:
+    """``(y~, f0)``: ``y~ = f(x0 + scale * up(z)) - f(x0)``, ``(B, n)`` float64, from
+    vectorised model calls (each sees ``perturbations_per_eval`` perturbed copies of every
+    example), and ``f(x0)`` (computed unless given).
 
-    ``z[k][i]`` holds input ``k``'s ``n`` perturbations of example ``i``; returns ``b[k][i]``
-    (float64, on the perturbations' device)."""
+    ``z[k][i]`` holds input ``k``'s ``n`` (unit-scale) perturbations of example ``i`` and
+    ``scales[k]`` multiplies them."""
     xs = tuple(layout.x for layout in layouts)
     batch, n = int(xs[0].shape[0]), int(z[0][0].shape[0])
     with torch.no_grad():
-        f0 = _scalar_outputs(forward_func, xs, targets, contrasts, args, output_transform,
-                             when="on the unperturbed examples")
-        check_model_output("forward_func", f0, when="on the unperturbed examples")
+        if f0 is None:
+            f0 = _scalar_outputs(forward_func, xs, targets, contrasts, args, output_transform,
+                                 when="on the unperturbed examples")
+            check_model_output("forward_func", f0, when="on the unperturbed examples")
         ys = []
         for start in range(0, n, perturbations_per_eval):
             k = min(perturbations_per_eval, n - start)
             rows = []
-            for layout, zk in zip(layouts, z):
+            for layout, zk, scale in zip(layouts, z, scales):
                 x = layout.x
                 delta = torch.cat([
-                    layout.paint(zk[i][start : start + k].to(device=x.device, dtype=x.dtype), i)
+                    layout.paint(zk[i][start : start + k].to(device=x.device), i)
                     for i in range(batch)
                 ])
-                rows.append(x.repeat_interleave(k, dim=0) + delta)
+                rows.append(x.repeat_interleave(k, dim=0) + (scale * delta).to(x.dtype))
             y = _scalar_outputs(
                 forward_func, tuple(rows), _repeat(targets, k), _repeat(contrasts, k),
                 _expand_args(args, batch, k), output_transform,
@@ -242,14 +246,19 @@ def _evaluate(
                 progress.update(batch * k)
         y_all = torch.cat(ys, dim=1)
         _check_perturbed_outputs(y_all)  # one check (one device sync) for the batch
-        yt = y_all - f0.detach().to(torch.float64)[:, None]
+        return y_all - f0.detach().to(torch.float64)[:, None], f0
+
+
+def _moments(yt: Tensor, z: list[list[Tensor]], scales: list[float]) -> list[list[Tensor]]:
+    """``b[k][i] = mean_j(y~_ij * scale_k * z[k][i]_j)`` (float64, on the perturbations'
+    device)."""
+    n = yt.shape[1]
     out = []
-    for zk in z:
-        per_example = []
-        for i in range(batch):
-            zi = zk[i].to(torch.float64)
-            per_example.append(torch.einsum("n,n...->...", yt[i].to(zi.device), zi) / n)
-        out.append(per_example)
+    for zk, scale in zip(z, scales):
+        out.append([
+            torch.einsum("n,n...->...", yt[i].to(zi.device), zi.to(torch.float64)) * (scale / n)
+            for i, zi in enumerate(zk)
+        ])
     return out
 
 

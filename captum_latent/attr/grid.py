@@ -6,6 +6,7 @@ On an ``(h, w)`` grid with ``m = 2hw - h - w`` edges:
   (horizontal edges first, then vertical);
 - :func:`grid_difference_adjoint` is ``D^T``: ``(B, m)`` to ``(B, h, w)``;
 - :class:`GridLaplacian` applies and inverts the Neumann Laplacian ``D^T D`` through the DCT;
+- :func:`default_grid` is the saliency grid LEG and LEG-TV use when no ``grid_size`` is given;
 - :class:`PaddedADMMGrid` holds the buffers of :class:`~captum_latent.attr.FastTVSolver`'s
   in-place ADMM loop (its ``iterate(n, lo, hi, ...)`` is the solver's inner loop).
 
@@ -30,10 +31,12 @@ from captum_latent.attr._grid import _diff as grid_difference
 from captum_latent.attr._grid import _diff_adjoint as grid_difference_adjoint
 from captum_latent.attr._grid import _GridLaplacian as GridLaplacian
 from captum_latent.attr._grid import _n_edges as n_edges
+from captum_latent.attr._inputs import default_grid
 
 __all__ = [
     "GridLaplacian",
     "PaddedADMMGrid",
+    "default_grid",
     "grid_difference",
     "grid_difference_adjoint",
     "n_edges",

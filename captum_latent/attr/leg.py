@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
+import math
+import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 import torch
 from captum._utils.typing import TargetType
@@ -20,12 +23,27 @@ from captum_latent.attr._moments import (
     _check_counts,
     _check_model_and_targets,
     _check_transform,
-    _evaluate,
     _finish,
     _format_args,
+    _moments,
+    _responses,
 )
 from captum_latent.attr.perturbations import IndependentGaussian, PerturbationScheme, TVGaussian
 from captum_latent.seeding import make_generator
+
+
+#: ``sigma2="auto"``: each pixel's perturbation has this standard deviation, as a fraction of
+#: the input's value range (see docs/methods/leg_tv.md, "Defaults")
+AUTO_PIXEL_STD = 0.05
+#: perturbations of each example evaluated to check that the output moves at that scale
+AUTO_PILOT = 16
+
+
+def _check_sigma2(sigma2: Any) -> None:
+    if isinstance(sigma2, str) and sigma2 == "auto":
+        return
+    if isinstance(sigma2, bool) or not isinstance(sigma2, (int, float)) or not sigma2 > 0:
+        raise ValueError(f"sigma2 must be 'auto' or a float > 0, got {sigma2!r}")
 
 
 @dataclass
@@ -36,7 +54,7 @@ class _Collected:
     layouts: list[_Layout]
     is_tuple: bool
     b: list[list[Tensor]]
-    sigma2: float
+    sigma2: list[float]  # one per input
     n: int
 
 
@@ -98,7 +116,7 @@ class LEG(PerturbationAttribution):
         *,
         feature_mask: Any = None,
         n_samples: int = 500,
-        sigma2: float = 0.1,
+        sigma2: Union[float, str] = "auto",
         perturbations_per_eval: Optional[int] = None,
         show_progress: bool = False,
         grid_size: Optional[tuple[int, int]] = None,
@@ -181,11 +199,9 @@ class LEG(PerturbationAttribution):
     def _collect_moments(self, call: _Call) -> _Collected:
         """Check the call, draw every perturbation, evaluate the model in vectorised passes."""
         _check_counts(call.n_samples, call.perturbations_per_eval, call.channel_reduction)
-        sigma2 = call.sigma2
-        if isinstance(sigma2, bool) or not isinstance(sigma2, (int, float)) or not sigma2 > 0:
-            raise ValueError(f"sigma2 must be a float > 0, got {sigma2!r}")
+        _check_sigma2(call.sigma2)
         layouts, is_tuple = _layouts(call.inputs, call.grid_size, call.feature_mask,
-                                     self.perturbation)
+                                     self.perturbation, call.n_samples)
         xs = tuple(layout.x for layout in layouts)
         gen = make_generator(seed=call.seed, generator=call.generator)
         args = _format_args(call.additional_forward_args)
@@ -193,37 +209,73 @@ class LEG(PerturbationAttribution):
             self.forward_func, xs, args, call.target, call.contrast_target
         )
         batch, n = int(xs[0].shape[0]), call.n_samples
-        z: list[list[Tensor]] = [[] for _ in layouts]
+        z: list[list[Tensor]] = [[] for _ in layouts]  # unit scale: sigma2 multiplies later
         for i in range(batch):
             for k, layout in enumerate(layouts):
-                z[k].append(layout.draw(self.perturbation, i, n, float(sigma2), gen))
+                z[k].append(layout.draw(self.perturbation, i, n, 1.0, gen))
         ppe = call.perturbations_per_eval or _auto_perturbations_per_eval(xs, n)
+        evaluate = functools.partial(
+            _responses, self.forward_func, layouts, targets=targets, contrasts=contrasts,
+            args=args, perturbations_per_eval=ppe, output_transform=self.output_transform,
+        )
+        f0 = None
+        if call.sigma2 == "auto":
+            sigma2, f0 = self._auto_sigma2(layouts, z, evaluate)
+        else:
+            sigma2 = [float(call.sigma2)] * len(layouts)
+        scales = [math.sqrt(s2) for s2 in sigma2]
         progress = None
         if call.show_progress:
             from tqdm.auto import tqdm
 
             progress = tqdm(total=batch * n, desc=type(self).__name__)
         try:
-            b = _evaluate(self.forward_func, layouts, z, targets, contrasts, args, ppe,
-                          self.output_transform, progress)
+            yt, _ = evaluate(z, scales, progress=progress, f0=f0)
         finally:
             if progress is not None:
                 progress.close()
         # solve where the inputs live (the fast LEG-TV solver runs on CUDA too)
-        b = [[bi.to(xs[0].device) for bi in bk] for bk in b]
-        return _Collected(layouts, is_tuple, b, float(sigma2), n)
+        b = [[bi.to(xs[0].device) for bi in bk] for bk in _moments(yt, z, scales)]
+        return _Collected(layouts, is_tuple, b, sigma2, n)
+
+    def _auto_sigma2(
+        self, layouts: list[_Layout], z: list[list[Tensor]], evaluate: Callable[..., Tensor]
+    ) -> tuple[list[float], Tensor]:
+        """``sigma2="auto"``: each pixel's perturbation has a standard deviation of
+        :data:`AUTO_PIXEL_STD` times the input's value range (small enough to keep the image);
+        if the model's output does not move on a pilot of :data:`AUTO_PILOT` perturbations of
+        every example (large enough to move the prediction), the scale doubles, up to 8 times."""
+        sigma2 = [
+            (AUTO_PIXEL_STD * layout.value_range()) ** 2 / layout.unit_variance(self.perturbation)
+            for layout in layouts
+        ]
+        pilot = [[zi[:AUTO_PILOT] for zi in zk] for zk in z]
+        f0 = None
+        for _ in range(4):
+            yt, f0 = evaluate(pilot, [math.sqrt(s2) for s2 in sigma2], f0=f0)
+            if float(yt.std(dim=1).median()) > 0.0:
+                return sigma2, f0
+            sigma2 = [4.0 * s2 for s2 in sigma2]
+        warnings.warn(
+            f"{type(self).__name__}: the model's output did not change on any of "
+            f"{AUTO_PILOT} perturbations of each example with pixel standard deviations up to "
+            f"{8 * AUTO_PIXEL_STD:g} of the input's range: the attribution is zero; check that "
+            "the target output depends on the input at all, or pass sigma2=",
+            RuntimeWarning, stacklevel=4,
+        )
+        return sigma2, f0
 
     def _leg_maps(self, got: _Collected) -> list[list[Tensor]]:
         """The empirical LEG ``Sigma^{-1} b`` of every example and input."""
         out = []
-        for layout, bk in zip(got.layouts, got.b):
+        for layout, bk, s2 in zip(got.layouts, got.b, got.sigma2):
             if layout.masked:
                 independent = isinstance(self.perturbation, IndependentGaussian)
-                out.append([layout.ops(i).leg(bi, got.sigma2, independent).to(bi)
+                out.append([layout.ops(i).leg(bi, s2, independent).to(bi)
                             for i, bi in enumerate(bk)])
             else:
                 stacked = torch.stack(bk)
-                maps = self.perturbation.solve(stacked.reshape(-1, *layout.grid), got.sigma2)
+                maps = self.perturbation.solve(stacked.reshape(-1, *layout.grid), s2)
                 out.append(list(maps.reshape(stacked.shape)))
         return out
 

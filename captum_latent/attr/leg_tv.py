@@ -77,6 +77,8 @@ class LEGTVCertificate:
     ----------
     penalty : Tensor
         The ``L`` of each program.
+    sigma2 : float
+        The perturbation scale used (the one ``sigma2="auto"`` chose).
     objective : Tensor
         ``||D g||_1`` of the returned (feasible) map.
     dual_objective : Tensor
@@ -103,6 +105,7 @@ class LEGTVCertificate:
     """
 
     penalty: Tensor
+    sigma2: float
     objective: Tensor
     dual_objective: Tensor
     duality_gap: Tensor
@@ -232,7 +235,7 @@ class LEGTV(LEG):
         *,
         feature_mask: Any = None,
         n_samples: int = 500,
-        sigma2: float = 0.1,
+        sigma2: Union[float, str] = "auto",
         perturbations_per_eval: Optional[int] = None,
         show_progress: bool = False,
         grid_size: Optional[tuple[int, int]] = None,
@@ -304,8 +307,8 @@ class LEGTV(LEG):
         got = self._collect_moments(_Call.of(locals()))
         bounds = self._bounds(got, k_l, penalty, epsilon)
         maps, certs = [], []
-        for layout, bk, bound in zip(got.layouts, got.b, bounds):
-            m, cert, _ = self._solve_input(layout, bk, got.sigma2, bound)
+        for layout, bk, bound, s2 in zip(got.layouts, got.b, bounds, got.sigma2):
+            m, cert, _ = self._solve_input(layout, bk, s2, bound)
             maps.append(_finish(layout, m, channel_reduction, return_input_shape))
             certs.append(cert)
         _warn_if_unconverged(certs)
@@ -329,7 +332,7 @@ class LEGTV(LEG):
         *,
         feature_mask: Any = None,
         n_samples: int = 500,
-        sigma2: float = 0.1,
+        sigma2: Union[float, str] = "auto",
         perturbations_per_eval: Optional[int] = None,
         show_progress: bool = False,
         grid_size: Optional[tuple[int, int]] = None,
@@ -386,7 +389,7 @@ class LEGTV(LEG):
         for k in values.tolist():
             bounds = self._bounds(got, k, "relative", 0.05)
             for j, (layout, bk, bound) in enumerate(zip(got.layouts, got.b, bounds)):
-                m, cert, states[j] = self._solve_input(layout, bk, got.sigma2, bound, states[j])
+                m, cert, states[j] = self._solve_input(layout, bk, got.sigma2[j], bound, states[j])
                 outs[j].append(_finish(layout, m, channel_reduction, return_input_shape))
                 certs[j].append(cert)
         _warn_if_unconverged([c for per_input in certs for c in per_input])
@@ -419,7 +422,8 @@ class LEGTV(LEG):
                     rows.append(torch.full((bk[0].shape[0],), value, dtype=torch.float64))
                 out.append(torch.stack(rows))
             return out
-        l_max = [self._l_max(layout, bk, got.sigma2) for layout, bk in zip(got.layouts, got.b)]
+        l_max = [self._l_max(layout, bk, s2)
+                 for layout, bk, s2 in zip(got.layouts, got.b, got.sigma2)]
         joint = torch.stack([lm.amax(dim=1) for lm in l_max]).amax(dim=0)  # (B,)
         return [k_l * joint[:, None].expand_as(lm).clone() for lm in l_max]
 
@@ -454,6 +458,7 @@ class LEGTV(LEG):
         cert = solution.certificate
         return list(maps), LEGTVCertificate(
             penalty=bound.reshape(shape).to(flat),
+            sigma2=sigma2,
             objective=cert.objective.reshape(shape),
             dual_objective=cert.dual_objective.reshape(shape),
             duality_gap=cert.duality_gap.reshape(shape),
@@ -480,7 +485,8 @@ class LEGTV(LEG):
             maps.append((sol.pop("maps") + mean).to(bi))
             parts.append(sol)
         fields = {k: torch.stack([p[k] for p in parts]) for k in parts[0]}
-        return maps, LEGTVCertificate(penalty=bound.double(), iterations=0, **fields)
+        return maps, LEGTVCertificate(penalty=bound.double(), sigma2=sigma2, iterations=0,
+                                      **fields)
 
     def _problem(
         self, flat: Tensor, sigma2: float, bound: Tensor

@@ -13,7 +13,7 @@ from captum.metrics import infidelity, sensitivity_max
 from captum_latent import LEG, LEGTV
 from captum_latent.attr import IndependentGaussian, LEGTVCertificate, StructuredTVProblem
 from captum_latent.attr._cells import _CellGraph, _CellOps
-from captum_latent.attr._inputs import default_grid
+from captum_latent.attr.grid import default_grid
 from captum_latent.attr.tv_solvers import FastTVSolver
 
 
@@ -213,20 +213,53 @@ def test_feature_mask_validation():
 def test_whole_batch_in_vectorised_passes():
     model = _Linear(_weights(size=8))
     x = _x(batch=5, size=8)
-    LEG(model).attribute(x, target=0, n_samples=300, seed=0)
+    LEG(model).attribute(x, target=0, n_samples=300, seed=0, sigma2=0.1)
     assert model.calls == 3  # the probe, f(x0) for the batch, one pass of 5 x 300 copies
     model.calls = 0
-    LEG(model).attribute(x, target=0, n_samples=300, seed=0, perturbations_per_eval=100)
+    LEG(model).attribute(x, target=0, n_samples=300, seed=0, sigma2=0.1,
+                         perturbations_per_eval=100)
     assert model.calls == 2 + 3
+    model.calls = 0
+    LEG(model).attribute(x, target=0, n_samples=300, seed=0)  # sigma2="auto": one pilot call
+    assert model.calls == 4
 
 
-def test_default_grid_follows_the_paper_for_large_inputs():
-    assert default_grid((8, 8)) == (8, 8) and default_grid((32, 32)) == (32, 32)
-    assert default_grid((224, 224)) == (28, 28) and default_grid((100, 60)) == (25, 15)
+def test_default_grid_has_four_evaluations_per_cell():
+    assert default_grid((8, 8), 500) == (8, 8) and default_grid((28, 28), 500) == (11, 11)
+    assert default_grid((224, 224), 3000) == (27, 27)  # the paper: 28x28 at n = 3000
+    for hw in [(28, 28), (25, 25), (224, 224), (100, 60)]:
+        for n in (50, 500, 3000):
+            h, w = default_grid(hw, n)
+            assert h * w <= n // 4 and h <= hw[0] and w <= hw[1]
     model = _Linear(torch.ones(1, 1, 64, 64))
-    out = LEG(model).attribute(torch.zeros(1, 1, 64, 64), target=0, n_samples=20, seed=0,
+    out = LEG(model).attribute(torch.zeros(1, 1, 64, 64), target=0, n_samples=400, seed=0,
                                return_input_shape=False)
-    assert out.shape == (1, 1, 32, 32)
+    assert out.shape == (1, 1, 10, 10)
+
+
+def test_auto_sigma2_follows_the_input_range_and_the_model():
+    model = _Linear(_weights())
+    x = _x()
+    kw = dict(target=0, n_samples=100, seed=0, grid_size=(12, 12), return_certificate=True)
+    _, cert = LEGTV(model).attribute(x, **kw)
+    _, cert10 = LEGTV(model).attribute(10 * x, **kw)
+    # 12x12 grid of TVGaussian: mean pixel variance (2m + 1) / p per unit sigma2
+    unit = (2 * (2 * 144 - 24) + 1) / 144
+    span = float(x.max() - x.min())
+    assert cert.sigma2 == pytest.approx((0.05 * span) ** 2 / unit)
+    assert cert10.sigma2 == pytest.approx(100 * cert.sigma2)
+
+    def dead_zone(inp):  # ignores changes of a pixel below 0.2 around 0.5
+        s = torch.relu((inp - 0.5).abs() - 0.2).sum(dim=(1, 2, 3))
+        return torch.stack([s, -s], dim=1)
+
+    grey = torch.full((2, 1, 12, 12), 0.5)  # a constant input: the range counts as 1
+    _, grown = LEGTV(dead_zone).attribute(grey, **{**kw, "n_samples": 40})
+    assert grown.sigma2 >= 4 * 0.05**2 / unit  # the pilot saw no change at 0.05: scale grew
+    with pytest.warns(RuntimeWarning, match="did not change"):
+        LEG(lambda inp: torch.zeros(inp.shape[0], 2)).attribute(x, target=0, n_samples=20)
+    with pytest.raises(ValueError, match="sigma2 must be 'auto'"):
+        LEG(model).attribute(x, target=0, n_samples=20, sigma2="big")
 
 
 def test_certificate_and_delta_on_request():

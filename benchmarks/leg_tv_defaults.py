@@ -54,8 +54,9 @@ def main() -> None:
     parser.add_argument("--dataset", choices=["digits", "faces"], default="digits")
     parser.add_argument("--n-samples", type=int, default=500)
     parser.add_argument("--images", type=int, default=16)
-    parser.add_argument("--sigma2", type=float, nargs="*", default=[0.001, 0.003, 0.01, 0.03, 0.1],
-                        help="fixed sigma2 values tried on each grid (none: --sigma2 with no value)")
+    parser.add_argument("--sigma2", type=float, nargs="*",
+                        default=[0.001, 0.003, 0.01, 0.03, 0.1],
+                        help="fixed sigma2 values tried on each grid (none: a bare --sigma2)")
     parser.add_argument("--grids", type=int, nargs="+", default=None,
                         help="grid sides (default: the input's side, half and a quarter of it)")
     parser.add_argument("--no-peers", action="store_true", help="skip Lime and KernelShap")

@@ -25,7 +25,7 @@ class LEGDatasetAdapter(ExplainerAdapter):
 
 
 class LEGTVDatasetAdapter(LEGDatasetAdapter):
-    """As :class:`LEGDatasetAdapter`, plus the solve's ``penalty``, ``objective``,
+    """As :class:`LEGDatasetAdapter`, plus the solve's ``penalty``, ``sigma2``, ``objective``,
     ``duality_gap``, ``feasibility_violation`` and ``converged`` (per channel)."""
 
     reserved = ("inputs", "seed", "generator", "return_certificate", "return_convergence_delta")
@@ -37,6 +37,7 @@ class LEGTVDatasetAdapter(LEGDatasetAdapter):
         return {
             "attribution": out[0],
             "penalty": cert.penalty[0],
+            "sigma2": cert.sigma2,
             "objective": cert.objective[0],
             "duality_gap": cert.duality_gap[0],
             "feasibility_violation": cert.feasibility_violation[0],

@@ -231,11 +231,11 @@ def _responses(
             rows = []
             for layout, zk, scale in zip(layouts, z, scales):
                 x = layout.x
-                delta = torch.cat([
-                    layout.paint(zk[i][start : start + k].to(device=x.device), i)
+                delta = torch.cat([  # scaled on the grid, painted in the input's dtype
+                    layout.paint((scale * zk[i][start : start + k]).to(x.device, x.dtype), i)
                     for i in range(batch)
                 ])
-                rows.append(x.repeat_interleave(k, dim=0) + (scale * delta).to(x.dtype))
+                rows.append(x.repeat_interleave(k, dim=0) + delta)
             y = _scalar_outputs(
                 forward_func, tuple(rows), _repeat(targets, k), _repeat(contrasts, k),
                 _expand_args(args, batch, k), output_transform,

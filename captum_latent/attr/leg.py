@@ -31,7 +31,6 @@ from captum_latent.attr._moments import (
 from captum_latent.attr.perturbations import IndependentGaussian, PerturbationScheme, TVGaussian
 from captum_latent.seeding import make_generator
 
-
 #: ``sigma2="auto"``: each pixel's perturbation has this standard deviation, as a fraction of
 #: the input's value range (see docs/methods/leg_tv.md, "Defaults")
 AUTO_PIXEL_STD = 0.05
@@ -164,7 +163,9 @@ class LEG(PerturbationAttribution):
             As for :meth:`attribute`.
         **kwargs
             Any other argument of :meth:`attribute` (``target``, ``n_samples``, ``sigma2``,
-            ``grid_size``, ``seed``, ...), with the same defaults.
+            ``grid_size``, ``seed``, ...), with the same defaults. To solve ``Sigma b`` yourself
+            pass a float ``sigma2`` (the scale ``"auto"`` picks is not returned here; LEG-TV's
+            certificate carries it).
 
         Returns
         -------
@@ -178,7 +179,7 @@ class LEG(PerturbationAttribution):
         >>> import torch
         >>> from captum_latent import LEG
         >>> model = lambda x: x[:, :, 1:3, 1:3].sum(dim=(1, 2, 3)).unsqueeze(1)
-        >>> b = LEG(model).moments(torch.zeros(1, 1, 4, 4), target=0, n_samples=50, seed=0)
+        >>> b = LEG(model).moments(torch.zeros(1, 1, 4, 4), target=0, n_samples=80, seed=0)
         >>> tuple(b.shape), b.dtype
         ((1, 1, 4, 4), torch.float64)
         """

@@ -167,7 +167,8 @@ def test_solution_path_is_monotone_and_warm_started():
     model = _Linear(_weights())
     x = _x(batch=1)
     path = LEGTV(model).attribute_path(
-        x, target=0, n_samples=200, seed=0, k_l_grid=[1.0, 0.3, 0.1, 0.03], return_input_shape=False
+        x, target=0, n_samples=200, seed=0, k_l_grid=[1.0, 0.3, 0.1, 0.03], return_input_shape=False,
+        grid_size=(12, 12),
     )
     assert isinstance(path, LEGTVPath)
     assert path.attributions.shape == (4, 1, 1, 12, 12)
@@ -182,11 +183,11 @@ def test_general_covariance_runs_on_the_fast_solver():
     x = _x(batch=1, h=6, w=6)
     explainer = LEGTV(model, perturbation=IndependentGaussian(), solver=FastTVSolver())
     out, cert = explainer.attribute(x, target=0, n_samples=100, seed=0, k_l=0.1,
-                                    return_certificate=True)
+                                    grid_size=(6, 6), return_certificate=True)
     assert out.shape == x.shape and torch.isfinite(out).all()
     assert bool(cert.converged.all())
     ref = LEGTV(model, perturbation=IndependentGaussian(), solver=CvxpyTVSolver())
-    out_ref = ref.attribute(x, target=0, n_samples=100, seed=0, k_l=0.1)
+    out_ref = ref.attribute(x, target=0, n_samples=100, seed=0, k_l=0.1, grid_size=(6, 6))
     tv, tv_ref = float(_diff(out[:, 0]).abs().sum()), float(_diff(out_ref[:, 0]).abs().sum())
     assert abs(tv - tv_ref) <= 1e-4 * tv_ref
     assert abs(float(out.mean()) - float(out_ref.mean())) < 1e-5  # the same mean choice
@@ -271,8 +272,8 @@ def test_moments_are_what_attribute_solves():
 
     x = torch.rand(2, 1, 6, 6, generator=torch.Generator().manual_seed(0))
     leg = LEG(model)
-    b = leg.moments(x, target=0, n_samples=80, seed=3, sigma2=0.1)
-    attr = leg.attribute(x, target=0, n_samples=80, seed=3, sigma2=0.1)
+    b = leg.moments(x, target=0, n_samples=80, seed=3, sigma2=0.1, grid_size=(6, 6))
+    attr = leg.attribute(x, target=0, n_samples=80, seed=3, sigma2=0.1, grid_size=(6, 6))
     solved = leg.perturbation.solve(b.reshape(-1, 6, 6), 0.1).reshape(b.shape)
     assert torch.allclose(attr.double(), solved)
     with pytest.raises(TypeError, match="unexpected argument"):

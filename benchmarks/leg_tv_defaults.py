@@ -59,6 +59,8 @@ def main() -> None:
                         help="fixed sigma2 values tried on each grid (none: a bare --sigma2)")
     parser.add_argument("--grids", type=int, nargs="+", default=None,
                         help="grid sides (default: the input's side, half and a quarter of it)")
+    parser.add_argument("--k-l", type=float, nargs="+", default=[0.2, 0.05, 0.0],
+                        help="relative penalties of each LEG-TV path (table columns)")
     parser.add_argument("--no-peers", action="store_true", help="skip Lime and KernelShap")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -88,11 +90,12 @@ def main() -> None:
     with torch.no_grad():
         base = float(logprob(x)[torch.arange(x.shape[0]), pred].mean())
     print(f"# unmasked mean target log-probability {base:.3f}")
-    print("| method | grid | sigma2 | K_L 0.2 | K_L 0.05 | LEG (K_L 0) | seconds |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    heads = [f"K_L {k:g}" if k > 0 else "LEG (K_L 0)" for k in sorted(args.k_l, reverse=True)]
+    print("| method | grid | sigma2 | " + " | ".join(heads) + " | seconds |")
+    print("| --- | --- | ---: | " + " | ".join("---:" for _ in heads) + " | ---: |")
     start = time.perf_counter()
     path = LEGTV(logprob).attribute_path(x, target=pred, n_samples=n, seed=0,
-                                         k_l_grid=[0.2, 0.05, 0.0])
+                                         k_l_grid=args.k_l)
     secs = time.perf_counter() - start
     cols = " | ".join(f"{_deletion(logprob, x, pred, a):.2f}" for a in path.attributions)
     chosen = default_grid((size, size), n)
@@ -105,7 +108,7 @@ def main() -> None:
             start = time.perf_counter()
             path = LEGTV(logprob).attribute_path(
                 x, target=pred, n_samples=n, sigma2=s2, seed=0, grid_size=(grid, grid),
-                k_l_grid=[0.2, 0.05, 0.0],
+                k_l_grid=args.k_l,
             )
             secs = time.perf_counter() - start
             cols = " | ".join(f"{_deletion(logprob, x, pred, a):.2f}" for a in path.attributions)
@@ -126,7 +129,9 @@ def main() -> None:
                     feature_mask=mask))
             secs = time.perf_counter() - start
             value = _deletion(logprob, x, pred, torch.cat(attrs))
-            print(f"| {cls.__name__} | {mask_name} | | | {value:.2f} | | {secs:.1f} |", flush=True)
+            cells = [f"{value:.2f}" if k == 0.05 else "" for k in sorted(args.k_l, reverse=True)]
+            print(f"| {cls.__name__} | {mask_name} | | " + " | ".join(cells) + f" | {secs:.1f} |",
+                  flush=True)
 
 
 if __name__ == "__main__":

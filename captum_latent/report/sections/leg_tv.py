@@ -99,7 +99,7 @@ def leg_tv_section(writer: SectionWriter) -> None:
     writer.text(
         "Every method explains the same quantity, the log-probability of the predicted class "
         f"of the zoo digits classifier, on {n_images} test digits. LEG-TV (paper Eq. 4, "
-        "K_L = 0.05, the default, and 0.2) and LEG (Eq. 3) use "
+        "K_L = 0.1, the default, and 0.2) and LEG (Eq. 3) use "
         f"{n} model evaluations, the paper's TV-adapted Gaussian perturbation and their "
         "defaults: sigma2 calibrated to the image (each pixel's perturbation has a standard "
         "deviation of 5% of the image's range) and a grid with 4 evaluations per cell "

@@ -60,10 +60,13 @@ class _Collected:
 class LEG(PerturbationAttribution):
     r"""Empirical LEG: ``gamma_hat = Sigma^{-1} mean_i((f(x0 + z_i) - f(x0)) z_i)`` (Eq. 3).
 
-    Called like ``captum.attr.Lime``. The model sees ``x0 + up(z_i)`` where ``z_i`` lives on the
-    saliency grid (``grid_size``; default the input's resolution) and ``up`` is nearest-neighbour
-    upsampling (the paper's 28x28 grid for 224x224 inputs). Each channel gets independent
-    perturbations and its own estimate; ``channel_reduction`` combines them.
+    Called like ``captum.attr.Lime``, and usable wherever Captum takes an attribution method
+    (``NoiseTunnel``, ``infidelity``, ``sensitivity_max``, ``visualize_image_attr``). The model
+    sees ``x0 + up(z_i)`` where ``z_i`` lives on the saliency grid (``grid_size``; default a grid
+    with at least 4 model evaluations per cell) or on the user's cells (``feature_mask``), and
+    ``up`` is nearest-neighbour upsampling (the paper's 28x28 grid for 224x224 inputs). Each
+    channel gets independent perturbations and its own estimate; ``channel_reduction`` combines
+    them. The whole batch is evaluated in vectorised model calls.
 
     Parameters
     ----------

@@ -49,7 +49,11 @@ def run_suite(seed: int, cache: Path, pytest_args: str) -> dict[str, Any]:
     start = time.perf_counter()
     proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    tail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    # the counts line ("N passed, M skipped in S s"): the last line that has one (a "-q" in
+    # pytest_args moves it above the skip summary)
+    lines = proc.stdout.strip().splitlines()
+    tail = next((line for line in reversed(lines)
+                 if re.search(r"\d+ (passed|failed|errors?)\b", line)), lines[-1] if lines else "")
     counts = {kind.rstrip("s") if kind.startswith("error") else kind: int(n)
               for n, kind in _SUMMARY.findall(tail)}
     failed = sorted({line.split(" ")[1] for line in proc.stdout.splitlines()

@@ -78,7 +78,8 @@ def _with_common_parameters(method: _F) -> _F:
         if line.strip() == _MARKER:
             indent = line[: len(line) - len(line.lstrip())]
             text = "\n".join(indent + row if row else row for row in COMMON_PARAMETERS.splitlines())
-            attribute.__doc__ = doc.replace(line, text)
+            # both: help() reads the wrapper, tools that unwrap (griffe, the API pages) the method
+            method.__doc__ = attribute.__doc__ = doc.replace(line, text)
             return attribute  # type: ignore[return-value]
     raise ValueError(f"{method.__qualname__}'s docstring has no {_MARKER!r} line")
 

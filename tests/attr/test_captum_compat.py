@@ -289,3 +289,14 @@ def test_arguments_after_additional_forward_args_are_keyword_only():
         LEG(model).attribute(_x(), target=0, n_samples=10, perturbations_per_eval=0)
     with pytest.raises(TypeError, match="k_l_grid"):
         LEGTV(model).attribute_path(_x(), target=0, n_samples=10, k_l_grid="0.1")
+
+
+def test_docstrings_are_complete_through_the_wrapper():
+    """Captum's wrappers call ``attribute.__wrapped__``; help() and the API pages (griffe
+    unwraps) must both see the filled-in parameters, never the template marker."""
+    import inspect
+
+    for method in (LEG.attribute, LEGTV.attribute, LEGTV.attribute_path):
+        for obj in (method, inspect.unwrap(method)):
+            assert "<common parameters>" not in obj.__doc__
+            assert "feature_mask : Tensor or tuple of Tensor" in obj.__doc__

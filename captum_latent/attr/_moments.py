@@ -202,7 +202,7 @@ def _auto_perturbations_per_eval(xs: tuple[Tensor, ...], n_samples: int) -> int:
 def _responses(
     forward_func: Callable[..., Any],
     layouts: list[Any],
-    z: list[list[Tensor]],
+    z: list[Any],
     scales: list[float],
     targets: Optional[list[Any]],
     contrasts: Optional[list[Any]],
@@ -216,8 +216,9 @@ def _responses(
     vectorised model calls (each sees ``perturbations_per_eval`` perturbed copies of every
     example), and ``f(x0)`` (computed unless given).
 
-    ``z[k][i]`` holds input ``k``'s ``n`` (unit-scale) perturbations of example ``i`` and
-    ``scales[k]`` multiplies them."""
+    ``z[k][i]`` holds input ``k``'s ``n`` (unit-scale) perturbations of example ``i`` (``z[k]``
+    a ``(B, n, C, ...)`` tensor, or a list for per-example cells) and ``scales[k]`` multiplies
+    them."""
     xs = tuple(layout.x for layout in layouts)
     batch, n = int(xs[0].shape[0]), int(z[0][0].shape[0])
     with torch.no_grad():
@@ -231,10 +232,15 @@ def _responses(
             rows = []
             for layout, zk, scale in zip(layouts, z, scales):
                 x = layout.x
-                delta = torch.cat([  # scaled on the grid, painted in the input's dtype
-                    layout.paint((scale * zk[i][start : start + k]).to(x.device, x.dtype), i)
-                    for i in range(batch)
-                ])
+                # scaled on the grid, painted in the input's dtype
+                if isinstance(zk, Tensor):  # (B, n, C, ...): one grid or one set of cells
+                    chunk = (scale * zk[:, start : start + k].flatten(0, 1)).to(x.device, x.dtype)
+                    delta = layout.paint(chunk, 0)
+                else:  # per-example cells: one painting per example
+                    delta = torch.cat([
+                        layout.paint((scale * zk[i][start : start + k]).to(x.device, x.dtype), i)
+                        for i in range(batch)
+                    ])
                 rows.append(x.repeat_interleave(k, dim=0) + delta)
             y = _scalar_outputs(
                 forward_func, tuple(rows), _repeat(targets, k), _repeat(contrasts, k),
@@ -249,12 +255,17 @@ def _responses(
         return y_all - f0.detach().to(torch.float64)[:, None], f0
 
 
-def _moments(yt: Tensor, z: list[list[Tensor]], scales: list[float]) -> list[list[Tensor]]:
+def _moments(yt: Tensor, z: list[Any], scales: list[float]) -> list[list[Tensor]]:
     """``b[k][i] = mean_j(y~_ij * scale_k * z[k][i]_j)`` (float64, on the perturbations'
-    device)."""
+    device); ``z[k]`` is a ``(B, n, C, ...)`` tensor (one einsum for the batch) or a list of
+    per-example ``(n, C, ...)`` tensors."""
     n = yt.shape[1]
     out = []
     for zk, scale in zip(z, scales):
+        if isinstance(zk, Tensor):
+            b = torch.einsum("bn,bn...->b...", yt.to(zk.device), zk.to(torch.float64))
+            out.append(list(b * (scale / n)))
+            continue
         out.append([
             torch.einsum("n,n...->...", yt[i].to(zi.device), zi.to(torch.float64)) * (scale / n)
             for i, zi in enumerate(zk)

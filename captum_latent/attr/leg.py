@@ -213,10 +213,15 @@ class LEG(PerturbationAttribution):
             self.forward_func, xs, args, call.target, call.contrast_target
         )
         batch, n = int(xs[0].shape[0]), call.n_samples
-        z: list[list[Tensor]] = [[] for _ in layouts]  # unit scale: sigma2 multiplies later
-        for i in range(batch):
+        draws: list[list[Tensor]] = [[] for _ in layouts]  # unit scale: sigma2 multiplies later
+        for i in range(batch):  # example by example: the order seeded results were drawn in
             for k, layout in enumerate(layouts):
-                z[k].append(layout.draw(self.perturbation, i, n, 1.0, gen))
+                draws[k].append(layout.draw(self.perturbation, i, n, 1.0, gen))
+        # one (B, n, C, ...) tensor per input (evaluated and reduced in batched operations);
+        # per-example cells keep a list (their sizes differ)
+        z: list[Any] = [d if layout.masked and len(layout.cells) > 1 else torch.stack(d)
+                        for layout, d in zip(layouts, draws)]
+        del draws
         ppe = call.perturbations_per_eval or _auto_perturbations_per_eval(xs, n)
         evaluate = functools.partial(
             _responses, self.forward_func, layouts, targets=targets, contrasts=contrasts,
@@ -243,7 +248,7 @@ class LEG(PerturbationAttribution):
         return _Collected(layouts, is_tuple, b, sigma2, n)
 
     def _auto_sigma2(
-        self, layouts: list[_Layout], z: list[list[Tensor]], evaluate: Callable[..., Tensor]
+        self, layouts: list[_Layout], z: list[Any], evaluate: Callable[..., Tensor]
     ) -> tuple[list[float], Tensor]:
         """``sigma2="auto"``: each pixel's perturbation has a standard deviation of
         :data:`AUTO_PIXEL_STD` times the input's value range (small enough to keep the image);
@@ -253,7 +258,8 @@ class LEG(PerturbationAttribution):
             (AUTO_PIXEL_STD * layout.value_range()) ** 2 / layout.unit_variance(self.perturbation)
             for layout in layouts
         ]
-        pilot = [[zi[:AUTO_PILOT] for zi in zk] for zk in z]
+        pilot = [zk[:, :AUTO_PILOT] if isinstance(zk, Tensor) else [zi[:AUTO_PILOT] for zi in zk]
+                 for zk in z]
         f0 = None
         for _ in range(4):
             yt, f0 = evaluate(pilot, [math.sqrt(s2) for s2 in sigma2], f0=f0)

@@ -56,18 +56,8 @@ class _CellGraph:
             pairs.append(lo * p + hi)
         keys = torch.unique(torch.cat(pairs))
         head, tail = keys % p, keys // p
-        graph = cls(labels=labels, head=head, tail=tail, p=p)
-        if graph.components() > 1:
-            raise ValueError(f"{name}'s cells are not connected to each other")  # pragma: no cover
-        return graph
-
-    def components(self) -> int:
-        import scipy.sparse as sp
-        from scipy.sparse.csgraph import connected_components
-
-        adj = sp.coo_matrix((np.ones(self.m), (self.head.numpy(), self.tail.numpy())),
-                            shape=(self.p, self.p))
-        return int(connected_components(adj, directed=False)[0])
+        # the cells of one image are always connected: the pixel grid is
+        return cls(labels=labels, head=head, tail=tail, p=p)
 
     def incidence(self, dtype: torch.dtype = torch.float64) -> Tensor:
         """Dense ``D`` (``m x p``): ``(D g)_e = g[head_e] - g[tail_e]``."""

@@ -210,6 +210,16 @@ class LEGTV(LEG):
         self.solver = solver
         self._defaults: dict[str, TVSolver] = {}
 
+    def _collect_moments(self, call: _Call) -> _Collected:
+        """As :meth:`LEG._collect_moments`, after refusing what the LP cannot solve (before any
+        model evaluation)."""
+        if call.feature_mask is not None and isinstance(self.perturbation, IndependentGaussian):
+            raise ValueError(
+                "LEGTV with a feature_mask needs the paper's TVGaussian perturbation (the LP on "
+                "cells uses its structure); LEG takes IndependentGaussian with a mask"
+            )
+        return super()._collect_moments(call)
+
     def has_convergence_delta(self) -> bool:
         """``True``: ``return_convergence_delta=True`` gives each example's relative duality
         gap (Captum's convention, so ``NoiseTunnel`` collects it too)."""
@@ -473,17 +483,11 @@ class LEGTV(LEG):
         self, layout: _Layout, bk: list[Tensor], sigma2: float, bound: Tensor
     ) -> tuple[list[Tensor], LEGTVCertificate]:
         """The LP on each example's cells (HiGHS), with the empirical LEG's mean per channel."""
-        independent = isinstance(self.perturbation, IndependentGaussian)
         maps, parts = [], []
         for i, bi in enumerate(bk):
             ops = layout.ops(i)
-            if independent:  # Sigma = s2 I: the general program on the cell graph
-                raise ValueError(
-                    "LEGTV with a feature_mask needs the paper's TVGaussian perturbation (the "
-                    "LP on cells uses its structure); LEG takes IndependentGaussian with a mask"
-                )
             sol = ops.solve_tv(ops.edge_data(bi), sigma2, bound[i])
-            mean = ops.leg(bi, sigma2, independent).mean(dim=1, keepdim=True).cpu()
+            mean = ops.leg(bi, sigma2, False).mean(dim=1, keepdim=True).cpu()
             maps.append((sol.pop("maps") + mean).to(bi))
             parts.append(sol)
         fields = {k: torch.stack([p[k] for p in parts]) for k in parts[0]}

@@ -201,9 +201,11 @@ def test_feature_mask_validation():
     with pytest.raises(ValueError, match="above 2048"):
         LEG(model).attribute(torch.zeros(1, 1, 50, 50), target=0, n_samples=10,
                              feature_mask=torch.arange(2500).reshape(50, 50))
+    model.calls = 0
     with pytest.raises(ValueError, match="TVGaussian"):
         LEGTV(model, perturbation=IndependentGaussian()).attribute(
             x, target=0, n_samples=10, feature_mask=_blocks(12, 3))
+    assert model.calls == 0  # refused before any model evaluation
     # per-example masks: each example its own cells
     masks = torch.stack([_blocks(12, 3), _blocks(12, 4)])[:, None]
     out = LEG(model).attribute(x, target=0, n_samples=50, seed=0, feature_mask=masks)

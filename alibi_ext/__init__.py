@@ -3,7 +3,8 @@
 Requires the ``alibi`` extra: ``pip install "captum-latent[alibi]"``.
 
 - :class:`GANAnchorImage` -- ``alibi.explainers.AnchorImage`` with GAN in-painting
-  perturbations, and its samplers :class:`GANInpaintingSampler`, :class:`DiverseEncoderSampler`.
+  perturbations, and its samplers :class:`GANInpaintingSampler`, :class:`DiverseEncoderSampler`;
+  :class:`GANInpainter` and :class:`GeneratorBank`, the in-painting they run on.
 - :class:`QuickshiftSegmentation` -- quickshift tuned to a number of superpixels.
 - :class:`DISC` -- counterfactual explanations by deep model inversion.
 """
@@ -21,6 +22,7 @@ _LAZY_EXPORTS: dict[str, str] = {
     "QuickshiftSegmentation": "alibi_ext.segmentation",
     "quickshift_n_segments": "alibi_ext.segmentation",
     "GANInpainter": "alibi_ext._inpainting",
+    "GeneratorBank": "alibi_ext._bank",
     "DISC": "alibi_ext.counterfactual",
 }
 

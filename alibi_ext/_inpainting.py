@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from alibi_ext._bank import BankSession
 from captum_latent.core import (
     LatentPrior,
     LatentSearch,
@@ -77,6 +78,10 @@ class GANInpainter:
     batch_size : int, default 2048
         Codes optimised together.
     device : str or torch.device, default "cpu"
+    refine_lr : float, default 0.1
+        Adam step size of searches that start near their goal (``inpaint(..., bank=...)`` or
+        ``near_starts=True``): from bank starts it needed about a third fewer steps than 0.05
+        (6 zoo digits x 200 masks, 8192 bank samples; 0.2 saved little more).
 
     Examples
     --------
@@ -102,12 +107,15 @@ class GANInpainter:
         lr: float = 0.05,
         batch_size: int = 2048,
         device: torch.device | str = "cpu",
+        refine_lr: float = 0.1,
     ) -> None:
         if isinstance(xi, bool) or not isinstance(xi, (int, float)) or not xi > 0:
             raise ValueError(f"xi must be a positive float, got {xi!r}")
         from captum_latent.core import Adam
 
         self.xi = float(xi)
+        self.refine_lr = float(refine_lr)
+        self._refine: LatentSearch | None = None
         self.search = LatentSearch(
             generator, latent_dim=latent_dim, batchnorm=batchnorm,
             max_iterations=max_iterations, restart_patience=restart_patience,
@@ -127,6 +135,8 @@ class GANInpainter:
         prior: LatentPrior | None = None,
         seed: int | None = None,
         generator: torch.Generator | None = None,
+        bank: BankSession | None = None,
+        near_starts: bool = False,
     ) -> InpaintingResult:
         """In-paint ``image`` under each of ``masks``.
 
@@ -140,6 +150,11 @@ class GANInpainter:
             Initial codes (e.g. a diverse-encoder initialiser); default the core's ``N(0, I)``.
         seed, generator
             Randomness of thresholds and initial codes (at most one).
+        bank : BankSession, optional
+            A bank of this generator's free samples measured against ``image``
+            (``GeneratorBank(...).session(image)``): each in-painting's search starts from one
+            of the bank samples nearest to its kept pixels instead of from ``prior`` (which
+            then only serves restarts), with Adam at ``refine_lr``.
         """
         device = self.search.device
         if not isinstance(image, torch.Tensor) or tuple(image.shape) != self.image_shape:
@@ -169,8 +184,11 @@ class GANInpainter:
         masks = masks.to(device)
         empty = ~masks.flatten(1).any(1)
         if bool(empty.any()):  # nothing kept: any generator sample is a valid in-painting
-            return self._with_empty_masks(image, masks, empty, prior, generator)
+            return self._with_empty_masks(image, masks, empty, prior, generator, bank,
+                                          near_starts)
         thresholds = sample_thresholds(self.xi, n, generator=generator)
+        if bank is not None:
+            return self._from_bank(image, masks, thresholds, bank, prior, generator)
         shared = bool((masks == masks[:1]).all())
         if shared:  # one problem, N samples: Alg. 3's sort-and-match
             objective = MaskedReconstruction(image[None], masks[:1].float())
@@ -180,7 +198,8 @@ class GANInpainter:
             objective = MaskedReconstruction(image[None].expand(n, -1, -1, -1), masks.float())
             stop = LossThreshold(thresholds)
             n_problems, per_problem = n, 1
-        result = self.search.search(
+        search = self._refiner() if near_starts else self.search
+        result = search.search(
             objective, n_problems=n_problems, samples_per_problem=per_problem, stop=stop,
             prior=prior, generator=generator,
         )
@@ -196,9 +215,50 @@ class GANInpainter:
             iterations=result.iterations.reshape(n),
         )
 
+    def _refiner(self) -> LatentSearch:
+        """The search that refines starts near their goal (bank, encoder): the in-painting
+        search with Adam at ``refine_lr`` (a start near its goal tolerates a larger step)."""
+        if self._refine is None:
+            from captum_latent.core import Adam
+
+            s = self.search
+            self._refine = LatentSearch(
+                s.generator, latent_dim=s.latent_dim, batchnorm=s.batchnorm,
+                max_iterations=s.max_iterations, restart_patience=s.restart_patience,
+                optimizer=Adam(lr=self.refine_lr), batch_size=s.batch_size, device=s.device,
+            )
+        return self._refine
+
+    def _from_bank(
+        self, image: torch.Tensor, masks: torch.Tensor, thresholds: torch.Tensor,
+        bank: BankSession, prior: LatentPrior | None, generator: torch.Generator,
+    ) -> InpaintingResult:
+        """Searches started from the bank: one per mask, each held to its own threshold."""
+        if bank.bank.search.latent_dim != self.search.latent_dim or \
+                tuple(bank.bank.search.image_shape) != self.image_shape:
+            raise ValueError("bank was made for another generator (code size or image shape)")
+        n = masks.shape[0]
+        starts, _ = bank.starts(masks, thresholds, generator)
+        objective = MaskedReconstruction(image[None].expand(n, -1, -1, -1), masks.float())
+        result = self._refiner().search(
+            objective, n_problems=n, samples_per_problem=1, stop=LossThreshold(thresholds),
+            initial_codes=starts, prior=prior, generator=generator,
+        )
+        generated = result.images.reshape(n, *self.image_shape).to(image.device)
+        images = torch.where(masks.expand_as(generated), image.expand_as(generated), generated)
+        return InpaintingResult(
+            images=images,
+            codes=result.codes.reshape(n, -1),
+            errors=result.losses.reshape(n),
+            thresholds=result.thresholds.reshape(n),
+            converged=result.converged.reshape(n),
+            iterations=result.iterations.reshape(n),
+        )
+
     def _with_empty_masks(
         self, image: torch.Tensor, masks: torch.Tensor, empty: torch.Tensor,
-        prior: LatentPrior | None, generator: torch.Generator,
+        prior: LatentPrior | None, generator: torch.Generator, bank: BankSession | None,
+        near_starts: bool,
     ) -> InpaintingResult:
         """In-paint the non-empty masks by search; draw free samples for the empty ones."""
         n, device = masks.shape[0], self.search.device
@@ -206,7 +266,7 @@ class GANInpainter:
         prior = prior if prior is not None else self.search.prior
         codes = prior.sample(rows, generator)  # problem i of the prior is mask i
         with torch.no_grad():
-            free = self.search._generate(codes.float()).float()
+            free = self.search.generate(codes.float())
         out = InpaintingResult(
             images=torch.empty(n, *self.image_shape, device=device),
             codes=torch.empty(n, codes.shape[1], device=device),
@@ -219,7 +279,7 @@ class GANInpainter:
         if len(rows) < n:
             rest = torch.nonzero(~empty).squeeze(1)
             part = self.inpaint(image, masks[rest], prior=_SubsetPrior(prior, rest),
-                                generator=generator)
+                                generator=generator, bank=bank, near_starts=near_starts)
             for name in ("images", "codes", "errors", "thresholds", "converged", "iterations"):
                 getattr(out, name)[rest] = getattr(part, name)
         return out

@@ -18,13 +18,18 @@ import torch
 from alibi.explainers.anchors.anchor_image import AnchorImageSampler
 from torch import nn
 
+from alibi_ext._bank import GeneratorBank
 from alibi_ext._inpainting import GANInpainter
 
-__all__ = ["DEFAULT_XI", "DiverseEncoderSampler", "GANInpaintingSampler"]
+__all__ = ["DEFAULT_ENCODER_NOISE", "DEFAULT_XI", "DiverseEncoderSampler",
+           "GANInpaintingSampler"]
 
 #: Default maximum masked MSE for images in [0, 1]; chosen from the sweep in
 #: ``benchmarks/anchors.py --xi-sweep`` (see docs/benchmarks.md).
 DEFAULT_XI = 0.01
+
+#: Default noise on a diverse encoder's codes (``DiverseEncoderSampler(noise_std=...)``).
+DEFAULT_ENCODER_NOISE = 0.1
 
 
 @dataclass
@@ -88,6 +93,10 @@ class GANInpaintingSampler(AnchorImageSampler):
     latent_dim : int, optional
         Code size; default ``generator.latent_dim``, else inferred
         (:func:`captum_latent.core.infer_latent_dim`).
+    bank : GeneratorBank, optional
+        Free samples of ``generator`` (``alibi_ext.GeneratorBank``): each search starts near
+        the bank samples closest to its kept pixels instead of from ``N(0, I)``, and a request
+        makes exactly the in-paintings it needs (no pool growth).
 
     Examples
     --------
@@ -124,6 +133,7 @@ class GANInpaintingSampler(AnchorImageSampler):
         seed: int | None = None,
         keep_examples: int | None = 10,
         latent_dim: int | None = None,
+        bank: GeneratorBank | None = None,
     ) -> None:
         if keep_examples is not None and (isinstance(keep_examples, bool) or not isinstance(
                 keep_examples, int) or keep_examples < 0):
@@ -159,11 +169,17 @@ class GANInpaintingSampler(AnchorImageSampler):
         )
         self._image_t = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)),
                                         dtype=torch.float32)
+        if bank is not None and not isinstance(bank, GeneratorBank):
+            raise TypeError(f"bank must be a GeneratorBank, got {type(bank).__name__}")
+        self.bank = bank
+        self._bank_session = None if bank is None else bank.session(self._image_t)
         self._segments_t = torch.as_tensor(self.segments, dtype=torch.long)
         self._pools: dict[tuple[int, ...], _Pool] = {}
         self._refills: dict[tuple[int, ...], int] = {}
-        #: statistics: batched searches run, in-paintings made, dropped, samples served
-        self.stats = {"searches": 0, "generated": 0, "dropped": 0, "served": 0}
+        #: statistics: batched searches run, in-paintings made, dropped, samples served,
+        #: gradient steps spent, in-paintings whose bank start already met its threshold
+        self.stats = {"searches": 0, "generated": 0, "dropped": 0, "served": 0,
+                      "steps": 0, "from_bank": 0}
         self.keep_examples = keep_examples
         self._examples: dict[tuple[int, ...], list[tuple[np.ndarray, np.ndarray]]] = {}
 
@@ -177,6 +193,12 @@ class GANInpaintingSampler(AnchorImageSampler):
     def _prior(self, masks: torch.Tensor):  # overridden by DiverseEncoderSampler
         return None
 
+    @property
+    def _near_starts(self) -> bool:
+        """Whether searches start near their goal (a bank here, an encoder in the subclass):
+        in-paintings are then cheap enough to make exactly as many as are asked for."""
+        return self.bank is not None
+
     def _refill(self, requests: dict[tuple[int, ...], int]) -> None:
         """One batched search in-painting ``n`` masks for each ``anchor -> n`` of ``requests``."""
         anchors = list(requests)
@@ -189,13 +211,16 @@ class GANInpaintingSampler(AnchorImageSampler):
         device = self.inpainter.search.device
         result = self.inpainter.inpaint(
             self._image_t, pixel_masks, prior=self._prior(pixel_masks.to(device)),
-            generator=self._torch_gen,
+            generator=self._torch_gen, bank=self._bank_session, near_starts=self._near_starts,
         )
         ok = result.converged.cpu().numpy()
         images = result.images.permute(0, 2, 3, 1).cpu().numpy().astype(self.image.dtype)
         self.stats["searches"] += 1
         self.stats["generated"] += int(ok.sum())
         self.stats["dropped"] += int((~ok).sum())
+        steps = result.iterations.cpu()
+        self.stats["steps"] += int(steps.sum())
+        self.stats["from_bank"] += int((steps == 0).sum()) if self.bank is not None else 0
         for i, anchor in enumerate(anchors):
             mine = (owner == i) & ok
             self._pools.setdefault(anchor, _Pool()).push(images[mine], rows[mine])
@@ -208,6 +233,8 @@ class GANInpaintingSampler(AnchorImageSampler):
         have = self._pools[anchor].size if anchor in self._pools else 0
         if have >= num_samples:
             return 0
+        if self._near_starts:  # in-paintings are cheap to make on demand: make no extras
+            return num_samples - have
         growth = num_samples * 2 ** self._refills.get(anchor, 0)
         return max(num_samples - have, min(self.pool_size, growth))
 
@@ -262,7 +289,7 @@ class DiverseEncoderSampler(GANInpaintingSampler):
     encoder : captum_latent.generative.DiverseEncoder
         Trained on masked images of the generator's domain
         (:func:`captum_latent.generative.train_diverse_encoder`).
-    noise_std : float, default 0.1
+    noise_std : float, default :data:`DEFAULT_ENCODER_NOISE`
         Standard deviation of the noise added to the encoder's codes.
     """
 
@@ -275,7 +302,7 @@ class DiverseEncoderSampler(GANInpaintingSampler):
         generator: nn.Module,
         *,
         encoder: nn.Module,
-        noise_std: float = 0.1,
+        noise_std: float = DEFAULT_ENCODER_NOISE,
         xi: float = DEFAULT_XI,
         p_sample: float = 0.5,
         n_covered_ex: int = 10,
@@ -305,6 +332,10 @@ class DiverseEncoderSampler(GANInpaintingSampler):
                 f"encoder.image_shape {tuple(encoder.image_shape)} differs from the generator's "
                 f"{self.inpainter.image_shape}"
             )
+
+    @property
+    def _near_starts(self) -> bool:
+        return True
 
     def _prior(self, masks: torch.Tensor):
         from captum_latent.generative.diverse_encoder import EncoderInitialiser

@@ -239,6 +239,28 @@ class LatentSearch:
         with batchnorm_mode(self.generator, self.batchnorm), self._autocast():
             return self.generator(codes)
 
+    def generate(self, codes: torch.Tensor) -> torch.Tensor:
+        """Images ``G(codes)`` as the search sees them (its batch-norm mode and autocast), without
+        gradients, in chunks of ``batch_size``; float32, on the engine's device.
+
+        Examples
+        --------
+        >>> import torch
+        >>> g = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Unflatten(1, (1, 4, 4)))
+        >>> LatentSearch(g, latent_dim=4).generate(torch.zeros(3, 4)).shape
+        torch.Size([3, 1, 4, 4])
+        """
+        if not isinstance(codes, torch.Tensor) or codes.dim() != 2 \
+                or codes.shape[1] != self.latent_dim:
+            raise ValueError(
+                f"codes must be a (B, {self.latent_dim}) tensor, got "
+                f"{tuple(getattr(codes, 'shape', ())) or type(codes).__name__}"
+            )
+        codes = codes.to(device=self.device, dtype=torch.float32)
+        with torch.no_grad():
+            return torch.cat([self._generate(chunk).float()
+                              for chunk in codes.split(self.batch_size)])
+
     def _probe(self) -> tuple[int, ...]:
         codes = torch.randn(
             2, self.latent_dim, device=self.device,

@@ -203,3 +203,44 @@ def test_generator_needs_no_latent_dim_attribute(predict, digits_gan, digits_dat
     assert given.latent_dim == sampler.inpainter.search.latent_dim == 16
     with pytest.raises(ValueError, match="latent_dim"):
         GANAnchorImage(predict, (28, 28, 1), projected, latent_dim=0)
+
+
+def test_one_bank_of_generator_samples_serves_every_explanation(predict, digits_gan,
+                                                                 digits_data):
+    """The bank is made at the first explanation and reused by the next ones (the same object,
+    not made again); its searches take a few steps per in-painting, not tens."""
+    explainer = GANAnchorImage(predict, (28, 28, 1), digits_gan.generator, seed=0)
+    bank = explainer._bank
+    assert bank is not None and not bank.built  # made at construction, images later
+    images = [digits_data.test.images[i].permute(1, 2, 0).numpy() for i in (2, 3)]
+    stats = []
+    for image in images:
+        e = explainer.explain(image, threshold=0.9, max_anchor_size=2)
+        stats.append(e.data["sampler_stats"])
+        assert explainer._bank is bank and bank.built
+    for s in stats:
+        assert s["generated"] > 0 and s["steps"] / s["generated"] < 15
+
+
+def test_bank_size_none_is_the_papers_search_from_random_codes(predict, digits_gan, digits_data):
+    explainer = GANAnchorImage(predict, (28, 28, 1), digits_gan.generator, seed=0,
+                               bank_size=None)
+    assert explainer._bank is None
+    e = explainer.explain(digits_data.test.images[2].permute(1, 2, 0).numpy(), threshold=0.9,
+                          max_anchor_size=1)
+    assert e.data["sampler_stats"]["from_bank"] == 0 and explainer._bank is None
+    with pytest.raises(ValueError, match="bank_size"):
+        GANAnchorImage(predict, (28, 28, 1), digits_gan.generator, bank_size=0)
+
+
+def test_saved_state_leaves_the_bank_images_behind(predict, digits_gan, digits_data):
+    explainer = GANAnchorImage(predict, (28, 28, 1), digits_gan.generator, seed=0)
+    image = digits_data.test.images[2].permute(1, 2, 0).numpy()
+    explainer.explain(image, threshold=0.9, max_anchor_size=1)
+    assert explainer._bank.built
+    state = explainer.__getstate__()
+    assert state["_bank"] is None  # the bank's 8192 images are 25 MiB: made again on load
+    loaded = GANAnchorImage.__new__(GANAnchorImage)
+    loaded.__setstate__(state)
+    assert loaded._bank is not None and not loaded._bank.built
+    assert loaded._bank.seed == explainer._bank.seed

@@ -376,6 +376,28 @@ def test_anchor_adapter_seeds_per_item(digits_data, digits_classifier):
         explain_dataset(explainer, digits_data.test.images[:2].numpy())
 
 
+def test_gan_anchors_share_one_bank_across_items(digits_data, digits_classifier, digits_gan):
+    """The GAN sampler's bank of generator samples is made once and serves every item; an
+    item's result does not depend on the items explained before it."""
+    from alibi_ext import GANAnchorImage
+
+    def predict(x):
+        with torch.no_grad():
+            out = digits_classifier(torch.as_tensor(x).permute(0, 3, 1, 2))
+            return torch.softmax(out, 1).numpy()
+
+    images = digits_data.test.images[:3].permute(0, 2, 3, 1).numpy()
+    kw = {"threshold": 0.9, "max_anchor_size": 1, "coverage_samples": 200}
+    explainer = GANAnchorImage(predict, (28, 28, 1), digits_gan.generator, seed=0)
+    bank = explainer._bank
+    run = explain_dataset(explainer, images, explain_kwargs=kw, seed=1)
+    assert explainer._bank is bank and bank.built
+    alone = GANAnchorImage(predict, (28, 28, 1), digits_gan.generator, seed=0)
+    direct = alone.explain_seeded(images[2], item_seed(1, 2), **kw)
+    assert run.results[2]["feature"].tolist() == list(direct.data["raw"]["feature"])
+    assert run.results[2]["precision"] == pytest.approx(float(np.asarray(direct.precision)))
+
+
 def test_mimicgan_adapter_recovers_whole_chunks(digits_data, digits_gan):
     from captum_latent.inverse import MimicGAN, MimicGANConfig, corruptions
 

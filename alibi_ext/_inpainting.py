@@ -203,9 +203,13 @@ class GANInpainter:
             objective, n_problems=n_problems, samples_per_problem=per_problem, stop=stop,
             prior=prior, generator=generator,
         )
-        generated = result.images.reshape(n, *self.image_shape).to(device)
-        kept = masks.expand_as(generated)
-        images = torch.where(kept, image.expand_as(generated), generated)
+        return self._composite(image, masks, result)
+
+    def _composite(self, image: torch.Tensor, masks: torch.Tensor, result) -> InpaintingResult:
+        """The search's ``result`` for ``N`` masks as in-paintings: kept pixels from ``image``."""
+        n = masks.shape[0]
+        generated = result.images.reshape(n, *self.image_shape).to(image.device)
+        images = torch.where(masks.expand_as(generated), image.expand_as(generated), generated)
         return InpaintingResult(
             images=images,
             codes=result.codes.reshape(n, -1),
@@ -244,16 +248,7 @@ class GANInpainter:
             objective, n_problems=n, samples_per_problem=1, stop=LossThreshold(thresholds),
             initial_codes=starts, prior=prior, generator=generator,
         )
-        generated = result.images.reshape(n, *self.image_shape).to(image.device)
-        images = torch.where(masks.expand_as(generated), image.expand_as(generated), generated)
-        return InpaintingResult(
-            images=images,
-            codes=result.codes.reshape(n, -1),
-            errors=result.losses.reshape(n),
-            thresholds=result.thresholds.reshape(n),
-            converged=result.converged.reshape(n),
-            iterations=result.iterations.reshape(n),
-        )
+        return self._composite(image, masks, result)
 
     def _with_empty_masks(
         self, image: torch.Tensor, masks: torch.Tensor, empty: torch.Tensor,

@@ -141,18 +141,11 @@ _ROWS = {  # --samplers key -> (table name, GANAnchorImage keywords); "alibi" ro
     "gan-bn-batch": ("GAN batch + BN batch mode", dict(sampler="gan", batchnorm="batch",
                                                        bank_size=None)),
     "encoder": ("Diverse encoder", dict(sampler="diverse_encoder")),
-    "encoder-n05": ("Diverse encoder, noise 0.5", dict(sampler="diverse_encoder",
-                                                      encoder_noise_std=0.5)),
-    "encoder-n1": ("Diverse encoder, noise 1.0", dict(sampler="diverse_encoder",
-                                                     encoder_noise_std=1.0)),
-    "encoder-n02": ("Diverse encoder, noise 0.2", dict(sampler="diverse_encoder",
-                                                      encoder_noise_std=0.2)),
-    "encoder-n03": ("Diverse encoder, noise 0.3", dict(sampler="diverse_encoder",
-                                                      encoder_noise_std=0.3)),
-    "encoder-n04": ("Diverse encoder, noise 0.4", dict(sampler="diverse_encoder",
-                                                      encoder_noise_std=0.4)),
-    "encoder-n07": ("Diverse encoder, noise 0.7", dict(sampler="diverse_encoder",
-                                                      encoder_noise_std=0.7)),
+    # the diverse encoder with more noise on its codes (``encoder_noise_std``)
+    **{f"encoder-n{str(noise).replace('.', '')}": (
+        f"Diverse encoder, noise {noise}",
+        dict(sampler="diverse_encoder", encoder_noise_std=noise))
+       for noise in (0.2, 0.3, 0.4, 0.5, 0.7, 1.0)},
 }
 
 

@@ -254,6 +254,9 @@ class GANInpaintingSampler(AnchorImageSampler):
         failures = 0
         while (missing := self._shortfall(key, num_samples)) > 0:
             before = self._pools[key].size if key in self._pools else 0
+            if failures:  # the last search made nothing: ask for more masks before giving up
+                missing = min(max(missing, 16) * 2 ** (failures - 1), max(missing,
+                                                                        self.pool_size))
             self._refill({key: missing})
             failures = failures + 1 if self._pools[key].size == before else 0
             if failures >= 3:

@@ -93,3 +93,25 @@ def test_inpaint_refuses_a_bank_of_another_generator(inpainter, digits_data):
     x = digits_data.test.images[0]
     with pytest.raises(ValueError, match="another generator"):
         inpainter.inpaint(x, _masks(x, 4, 0.5, seed=0), bank=bank.session(x))
+
+
+def test_an_anchor_no_search_can_inpaint_fails_clearly_after_growing_requests(digits_data):
+    """A generator that cannot match the kept pixels: the sampler asks for more masks after each
+    empty search (1, then 16, then 32), then says what failed."""
+    from alibi_ext import GANInpaintingSampler
+
+    class Dark(torch.nn.Module):  # images near 0: a bright superpixel is out of reach
+        latent_dim = 4
+
+        def forward(self, z):
+            return 0.01 * torch.sigmoid(z.sum(1)).reshape(-1, 1, 1, 1).expand(-1, 1, 28, 28)
+
+    image = np.ones((28, 28, 1), dtype=np.float32)
+    dark = Dark()
+    bank = GeneratorBank(GANInpainter(dark, xi=0.01).search, 64)
+    sampler = GANInpaintingSampler(lambda x: np.zeros(len(x), dtype=np.int64),
+                                   lambda _: np.arange(784).reshape(28, 28) // 196, True, image,
+                                   dark, seed=0, bank=bank, max_iterations=5, p_sample=1.0)
+    with pytest.raises(RuntimeError, match="no in-painting of anchor"):
+        sampler.perturbation((1,), 1)
+    assert sampler.stats["searches"] == 3 and sampler.stats["dropped"] == 1 + 16 + 32

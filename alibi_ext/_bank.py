@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from captum_latent.core import LatentSearch
+from captum_latent.validation import check_finite, check_int
 
 __all__ = ["BankSession", "GeneratorBank"]
 
@@ -54,19 +55,32 @@ class GeneratorBank:
         Seed of the bank's codes.
     top_k : int, default 8
         Each search starts from one of its mask's ``top_k`` nearest bank codes, at random.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from captum_latent import zoo
+    >>> from alibi_ext import GANInpainter, GeneratorBank
+    >>> inpainter = GANInpainter(zoo.digits_gan(progress=False).generator, xi=0.01)
+    >>> bank = GeneratorBank(inpainter.search, 256, seed=0)
+    >>> x = zoo.digits().test.images[0]
+    >>> masks = torch.zeros(4, 1, 28, 28, dtype=torch.bool); masks[:, :, 8:20, 8:20] = True
+    >>> out = inpainter.inpaint(x, masks, seed=0, bank=bank.session(x))
+    >>> bank.codes.shape, bool(out.converged.all())
+    (torch.Size([256, 32]), True)
     """
 
     def __init__(self, search: LatentSearch, size: int, *, seed: int = 0,
                  top_k: int = DEFAULT_NEIGHBOURS) -> None:
+        if not isinstance(search, LatentSearch):
+            raise TypeError(f"search must be a LatentSearch, got {type(search).__name__}")
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValueError(f"bank size must be a positive int, got {size!r}")
         self.search = search
         per_image = 4 * int(torch.tensor(search.image_shape).prod())
         self.size = max(1, min(size, _BANK_MEMORY // per_image))
         self.seed = int(seed)
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-            raise ValueError(f"top_k must be a positive int, got {top_k!r}")
-        self.top_k = top_k
+        self.top_k = check_int("top_k", top_k, minimum=1)
         self._codes: torch.Tensor | None = None
         self._flat: torch.Tensor | None = None
 
@@ -118,6 +132,13 @@ class BankSession:
                  start_noise: float = DEFAULT_START_NOISE) -> None:
         if not start_noise >= 0:
             raise ValueError(f"start_noise must be >= 0, got {start_noise!r}")
+        shape = tuple(bank.search.image_shape)
+        if not isinstance(image, torch.Tensor) or tuple(image.shape) != shape:
+            raise ValueError(
+                f"image must be a tensor of shape {shape} (the generator's images), got "
+                f"{tuple(getattr(image, 'shape', ())) or type(image).__name__}"
+            )
+        check_finite("image", image)
         self.bank = bank
         self.image = image.to(device=bank.search.device, dtype=torch.float32)
         self.start_noise = float(start_noise)
@@ -144,15 +165,13 @@ class BankSession:
         sizes = torch.bincount(owner, minlength=atoms.shape[0]).float()  # entries per atom
         return (weights @ per_atom.T) / (weights @ sizes)[:, None]
 
-    def starts(
-        self, masks: torch.Tensor, thresholds: torch.Tensor, generator: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Starting codes for the in-paintings of ``masks`` ``(N, 1, H, W)``: for each, one of
-        its ``top_k`` nearest bank codes at random; a mask asked for before (in this call or an
-        earlier one) adds Gaussian noise of ``start_noise`` to it, so that the in-paintings of one
-        mask (an anchor alone, asked for again and again) do not share a handful of starts.
-        Returns ``(codes (N, d), meets (N,) bool)``: True where the start already meets its
-        threshold (its search stops at once)."""
+    def starts(self, masks: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """``(N, d)`` starting codes for the in-paintings of ``masks`` ``(N, 1, H, W)``: for
+        each, one of its ``top_k`` nearest bank codes at random; a mask asked for before (in
+        this call or an earlier one) adds Gaussian noise of ``start_noise`` to it, so that the
+        in-paintings of one mask (an anchor alone, asked for again and again) do not share a
+        handful of starts.
+        A start that already meets its threshold stops its search at once."""
         n = masks.shape[0]
         keys = [bytes(row) for row in np.packbits(masks.flatten(1).cpu().numpy(), axis=1)]
         errors = torch.cat([self.masked_errors(chunk) for chunk in masks.split(_ROWS)])
@@ -168,5 +187,4 @@ class BankSession:
         noise = torch.randn(codes.shape, generator=generator, device=generator.device)
         seen = seen.to(codes.device)
         codes[seen] += self.start_noise * noise.to(codes.device)[seen]
-        meets = (errors.gather(1, pick[:, None]).squeeze(1) <= thresholds) & ~seen
-        return codes, meets
+        return codes

@@ -242,7 +242,7 @@ class GANInpainter:
                 tuple(bank.bank.search.image_shape) != self.image_shape:
             raise ValueError("bank was made for another generator (code size or image shape)")
         n = masks.shape[0]
-        starts, _ = bank.starts(masks, thresholds, generator)
+        starts = bank.starts(masks, generator)
         objective = MaskedReconstruction(image[None].expand(n, -1, -1, -1), masks.float())
         result = self._refiner().search(
             objective, n_problems=n, samples_per_problem=1, stop=LossThreshold(thresholds),

@@ -8,7 +8,7 @@ import torch
 
 from alibi_ext import GANInpainter, QuickshiftSegmentation
 from alibi_ext._bank import GeneratorBank
-from captum_latent.core import MaskedReconstruction, sample_thresholds
+from captum_latent.core import MaskedReconstruction
 
 
 @pytest.fixture(scope="module")
@@ -72,12 +72,17 @@ def test_one_mask_asked_again_gets_distinct_starts(bank, digits_data):
     masks = _masks(x, 1, 1.0, seed=0, anchor=(3,)).expand(30, -1, -1, -1)
     session = bank.session(x)
     gen = torch.Generator().manual_seed(0)
-    thresholds = sample_thresholds(0.01, 30, generator=gen)
-    first, meets1 = session.starts(masks, thresholds, gen)
-    second, meets2 = session.starts(masks, thresholds, gen)
-    codes = torch.cat([first, second])
+    codes = torch.cat([session.starts(masks, gen), session.starts(masks, gen)])
     assert len(torch.unique(codes, dim=0)) == len(codes)
-    assert not bool(meets1[1:].any() or meets2.any())  # noisy starts are not known to meet
+
+
+def test_session_rejects_an_image_the_generator_cannot_make(bank):
+    with pytest.raises(ValueError, match="shape"):
+        bank.session(torch.zeros(3, 28, 28))
+    with pytest.raises(ValueError, match="NaN"):
+        bank.session(torch.full((1, 28, 28), float("nan")))
+    with pytest.raises(TypeError, match="LatentSearch"):
+        GeneratorBank(object(), 16)
 
 
 def test_bank_size_is_capped_by_memory(inpainter):

@@ -169,6 +169,12 @@ class GANAnchorImage(AnchorImage):
     encoder_noise_std : float, default :data:`alibi_ext.samplers.DEFAULT_ENCODER_NOISE`
         With ``sampler="diverse_encoder"``: standard deviation of the noise added to the
         encoder's codes (more noise, more varied in-paintings and more steps).
+    strict_xi : bool, default False
+        When three searches in a row make no in-painting of a candidate anchor within ``xi``
+        (a region the generator cannot reproduce): False serves the closest in-paintings above
+        ``xi`` with a ``RuntimeWarning`` and goes on (counted in
+        ``data["sampler_stats"]["over_threshold"]``, anchors listed in
+        ``data["sampler_stats"]["relaxed_anchors"]``); True raises ``RuntimeError``.
 
     Examples
     --------
@@ -236,6 +242,7 @@ class GANAnchorImage(AnchorImage):
         bank_size: Optional[int] = DEFAULT_BANK_SIZE,
         bank_neighbours: int = DEFAULT_NEIGHBOURS,
         encoder_noise_std: float = DEFAULT_ENCODER_NOISE,
+        strict_xi: bool = False,
     ) -> None:
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
@@ -292,6 +299,7 @@ class GANAnchorImage(AnchorImage):
         self.bank_size = bank_size
         self.bank_neighbours = bank_neighbours
         self.encoder_noise_std = float(encoder_noise_std)
+        self.strict_xi = bool(strict_xi)
         self._bank_seed = 0 if seed is None else int(seed)
         self._bank: Optional[GeneratorBank] = None
         self._generator_bank()  # made now (its images later), so the explainer's models are fixed
@@ -301,6 +309,7 @@ class GANAnchorImage(AnchorImage):
             sampler=sampler, xi=self.xi, batchnorm=batchnorm, pool_size=pool_size,
             max_iterations=max_iterations, seed=seed, bank_size=bank_size,
             bank_neighbours=bank_neighbours, encoder_noise_std=self.encoder_noise_std,
+            strict_xi=self.strict_xi,
         )
 
     def _make_sampler(
@@ -316,7 +325,8 @@ class GANAnchorImage(AnchorImage):
         gan = dict(generator=self.generator, xi=self.xi, pool_size=self.pool_size,
                    batchnorm=self.batchnorm, max_iterations=self.max_iterations,
                    device=self.device, seed=seed,
-                   latent_dim=getattr(self, "latent_dim", None), keep_examples=n_gan_samples)
+                   latent_dim=getattr(self, "latent_dim", None), keep_examples=n_gan_samples,
+                   strict_xi=getattr(self, "strict_xi", False))
         if self.sampler_name == "diverse_encoder":
             return DiverseEncoderSampler(
                 encoder=self.encoder, noise_std=getattr(self, "encoder_noise_std",
@@ -415,6 +425,7 @@ class GANAnchorImage(AnchorImage):
         stats = {"predictor_calls": counting.calls, "predictor_images": counting.images}
         if isinstance(sampler, GANInpaintingSampler):
             stats.update(sampler.stats)
+            stats["relaxed_anchors"] = sampler.relaxed_anchors
             anchor = tuple(sorted(int(f) for f in result["feature"]))
             images, kept = sampler.examples.get(anchor, (np.zeros((0, *image.shape)),
                                                          np.zeros((0, len(sampler.segment_labels)))))

@@ -24,6 +24,7 @@ from captum_latent.counterfactual import (
     DISCGenerator,
     FeatureSemantics,
     FixedSchedule,
+    GeneratorPrior,
     ImagePrior,
     ManifoldConsistency,
     PixelSemantics,
@@ -67,11 +68,17 @@ class DISC(Explainer):
         Channel-last instance shape ``(H, W, C)`` (a leading batch dimension is ignored).
         When given, the predictor is probed at construction with a zero batch.
     prior, semantics, manifold, schedule, lambda_semantic, lambda_manifold, lambda_target, lr
-        Passed to :class:`~captum_latent.counterfactual.DISCGenerator` (defaults: INR prior,
-        LSO on the classifier's conv blocks, no manifold term, progressive optimisation).
+        Passed to :class:`~captum_latent.counterfactual.DISCGenerator` (defaults: deep image
+        prior, LSO on the classifier's conv blocks with ``lambda_semantic=0.01``, the
+        classifier's own DEP term when it is a ``DEPClassifier``, progressive optimisation).
+        ``prior=GeneratorPrior(generator)`` searches the counterfactuals among a generator's
+        images instead (for users who have one).
     device : str or torch.device, default "cpu"
     seed : int, default 0
         Seed of the priors' initialisation for every :meth:`explain` call.
+    target_probability : float or None, default 0.999
+        Stop each instance once the classifier gives its counterfactual this probability of
+        the target class (``DISCGenerator``; None: every step of the schedule).
 
     Examples
     --------
@@ -98,16 +105,17 @@ class DISC(Explainer):
         self,
         predictor_model: nn.Module,
         shape: Sequence[int] | None = None,
-        prior: ImagePrior | None = None,
+        prior: ImagePrior | GeneratorPrior | None = None,
         semantics: PixelSemantics | FeatureSemantics | None = None,
-        manifold: ManifoldConsistency | None = None,
+        manifold: ManifoldConsistency | None | str = "auto",
         schedule: ProgressiveSchedule | FixedSchedule | None = None,
-        lambda_semantic: float = 1.0,
+        lambda_semantic: float = 0.01,
         lambda_manifold: float = 1.0,
         lambda_target: float = 1.0,
         lr: float | None = None,
         device: str | torch.device = "cpu",
         seed: int = 0,
+        target_probability: float | None = 0.999,
     ) -> None:
         super().__init__(meta=copy.deepcopy(DEFAULT_META_DISC))
         if not isinstance(predictor_model, nn.Module):
@@ -122,7 +130,7 @@ class DISC(Explainer):
             predictor_model, prior=prior, semantics=semantics, manifold=manifold,
             schedule=schedule, lambda_semantic=lambda_semantic,
             lambda_manifold=lambda_manifold, lambda_target=lambda_target, lr=lr,
-            device=self.device,
+            device=self.device, target_probability=target_probability,
         )
         self.shape = None if shape is None else self._check_shape(shape)
         if self.shape is not None:
@@ -250,9 +258,11 @@ class DISC(Explainer):
         g = self.__dict__.get("generator")
         if g is None:
             return dict(self.__dict__["_saved_components"])
-        return dict(prior=g.prior, semantics=g.semantics, manifold=g.manifold,
+        return dict(prior=g.prior, semantics=g.semantics,
+                    manifold=getattr(g, "manifold_setting", g.manifold),
                     schedule=g.schedule, lambda_semantic=g.lambda_semantic,
-                    lambda_manifold=g.lambda_manifold, lambda_target=g.lambda_target, lr=g.lr)
+                    lambda_manifold=g.lambda_manifold, lambda_target=g.lambda_target, lr=g.lr,
+                    target_probability=getattr(g, "target_probability", None))
 
     def __getstate__(self) -> dict:
         """Everything but the classifier (Alibi passes it again to ``load_explainer``)."""

@@ -10,6 +10,7 @@ the latent-search core; coverage requests (``compute_labels=False``) only draw m
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -97,6 +98,13 @@ class GANInpaintingSampler(AnchorImageSampler):
         Free samples of ``generator`` (``alibi_ext.GeneratorBank``): each search starts near
         the bank samples closest to its kept pixels instead of from ``N(0, I)``, and a request
         makes exactly the in-paintings it needs (no pool growth).
+    strict_xi : bool, default False
+        What to do when three batched searches in a row make no in-painting of an anchor within
+        ``xi`` (a region the generator cannot reproduce, e.g. a stroke it never draws). False:
+        serve the closest in-paintings of those searches, whose kept pixels are still exactly
+        the image's, with a ``RuntimeWarning``; from then on that anchor is served every
+        in-painting its searches make. They are counted in ``stats["over_threshold"]`` and
+        their anchors listed in :attr:`relaxed_anchors`. True: raise ``RuntimeError``.
 
     Examples
     --------
@@ -134,6 +142,7 @@ class GANInpaintingSampler(AnchorImageSampler):
         keep_examples: int | None = 10,
         latent_dim: int | None = None,
         bank: GeneratorBank | None = None,
+        strict_xi: bool = False,
     ) -> None:
         if keep_examples is not None and (isinstance(keep_examples, bool) or not isinstance(
                 keep_examples, int) or keep_examples < 0):
@@ -176,10 +185,15 @@ class GANInpaintingSampler(AnchorImageSampler):
         self._segments_t = torch.as_tensor(self.segments, dtype=torch.long)
         self._pools: dict[tuple[int, ...], _Pool] = {}
         self._refills: dict[tuple[int, ...], int] = {}
+        self.strict_xi = bool(strict_xi)
+        # in-paintings above their threshold from each anchor's latest search, closest first
+        self._spare: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
+        self._relaxed: dict[tuple[int, ...], None] = {}  # an ordered set
         #: statistics: batched searches run, in-paintings made, dropped, samples served,
-        #: gradient steps spent, in-paintings whose bank start already met its threshold
+        #: gradient steps spent, in-paintings whose bank start already met its threshold,
+        #: in-paintings served above their threshold (``strict_xi=False``)
         self.stats = {"searches": 0, "generated": 0, "dropped": 0, "served": 0,
-                      "steps": 0, "from_bank": 0}
+                      "steps": 0, "from_bank": 0, "over_threshold": 0}
         self.keep_examples = keep_examples
         self._examples: dict[tuple[int, ...], list[tuple[np.ndarray, np.ndarray]]] = {}
 
@@ -221,10 +235,45 @@ class GANInpaintingSampler(AnchorImageSampler):
         steps = result.iterations.cpu()
         self.stats["steps"] += int(steps.sum())
         self.stats["from_bank"] += int((steps == 0).sum()) if self.bank is not None else 0
+        errors = result.errors.cpu().numpy()
         for i, anchor in enumerate(anchors):
-            mine = (owner == i) & ok
-            self._pools.setdefault(anchor, _Pool()).push(images[mine], rows[mine])
+            pool = self._pools.setdefault(anchor, _Pool())
             self._refills[anchor] = self._refills.get(anchor, 0) + 1
+            over = np.flatnonzero((owner == i) & ~ok)
+            over = over[np.argsort(errors[over], kind="stable")]
+            if anchor in self._relaxed:  # served whatever its searches make
+                pool.push(images[(owner == i) & ok], rows[(owner == i) & ok])
+                pool.push(images[over], rows[over])
+                self.stats["over_threshold"] += len(over)
+            else:
+                pool.push(images[(owner == i) & ok], rows[(owner == i) & ok])
+                self._spare[anchor] = (images[over], rows[over])
+
+    @property
+    def relaxed_anchors(self) -> list[tuple[int, ...]]:
+        """Anchors served in-paintings above ``xi`` (``strict_xi=False``), in the order found."""
+        return list(self._relaxed)
+
+    def _relax(self, key: tuple[int, ...]) -> None:
+        """Serve ``key`` its closest in-paintings above the threshold from now on."""
+        if self.strict_xi:
+            raise RuntimeError(
+                f"no in-painting of anchor {key} reached the masked error threshold "
+                f"xi={self.xi} in 3 batched searches; raise xi or max_iterations, or pass "
+                "strict_xi=False to serve the closest ones"
+            )
+        self._relaxed[key] = None
+        images, masks = self._spare.pop(key, (np.zeros((0, *self.image.shape)),
+                                              np.zeros((0, len(self.segment_labels)), int)))
+        self._pools[key].push(images.astype(self.image.dtype), masks)
+        self.stats["over_threshold"] += len(images)
+        warnings.warn(
+            f"no in-painting of anchor {key} reached the masked error threshold xi={self.xi} in "
+            f"3 batched searches (the generator cannot reproduce its kept pixels closely): "
+            f"serving the closest in-paintings above it (sampler.stats['over_threshold']); "
+            "raise xi or max_iterations, or pass strict_xi=True to stop instead",
+            RuntimeWarning, stacklevel=3,
+        )
 
     def _shortfall(self, anchor: tuple[int, ...], num_samples: int) -> int:
         """How many in-paintings to make for ``anchor`` so that ``num_samples`` can be served:
@@ -260,10 +309,8 @@ class GANInpaintingSampler(AnchorImageSampler):
             self._refill({key: missing})
             failures = failures + 1 if self._pools[key].size == before else 0
             if failures >= 3:
-                raise RuntimeError(
-                    f"no in-painting of anchor {key} reached the masked error threshold "
-                    f"xi={self.xi} in 3 batched searches; raise xi or max_iterations"
-                )
+                self._relax(key)
+                failures = 0
         images, masks = self._pools[key].pop(num_samples)
         self.stats["served"] += num_samples
         kept = self._examples.setdefault(key, [])
@@ -316,6 +363,7 @@ class DiverseEncoderSampler(GANInpaintingSampler):
         seed: int | None = None,
         keep_examples: int | None = 10,
         latent_dim: int | None = None,
+        strict_xi: bool = False,
     ) -> None:
         from captum_latent.generative.diverse_encoder import DiverseEncoder
 
@@ -329,7 +377,8 @@ class DiverseEncoderSampler(GANInpaintingSampler):
                          xi=xi, p_sample=p_sample, n_covered_ex=n_covered_ex,
                          pool_size=pool_size, batchnorm=batchnorm,
                          max_iterations=max_iterations, device=device, seed=seed,
-                         keep_examples=keep_examples, latent_dim=latent_dim)
+                         keep_examples=keep_examples, latent_dim=latent_dim,
+                         strict_xi=strict_xi)
         if tuple(encoder.image_shape) != self.inpainter.image_shape:
             raise ValueError(
                 f"encoder.image_shape {tuple(encoder.image_shape)} differs from the generator's "

@@ -244,6 +244,7 @@ def tables(n_digits: int, thresholds: list[float], baseline_thresholds: list[flo
                         predictor_images=stats["predictor_images"],
                         inpaintings=stats.get("generated", 0),
                         steps=stats.get("steps", 0),
+                        over_threshold=stats.get("over_threshold", 0),
                     ))
                 record = dict(key=key, name=name, threshold=threshold, device=str(device),
                               p_sample=p_sample if p_sample is not None

@@ -9,12 +9,15 @@ LSO), optionally staying on the data manifold (:class:`DEPConsistency` with a
 progressive optimisation (:class:`ProgressiveSchedule`).
 The DEP- and DUQ-trained classifiers are reference models of the zoo
 (:mod:`captum_latent.zoo.dep`, :mod:`captum_latent.zoo.duq`), re-exported here.
-:class:`DISCGenerator` runs batches of queries together.
+:class:`DISCGenerator` runs batches of queries together. Users who have a generator of their
+images can search counterfactuals among its images instead (:class:`GeneratorPrior`, a latent
+search on the core).
 """
 
 from __future__ import annotations
 
 from captum_latent.counterfactual.generator import CounterfactualResult, DISCGenerator
+from captum_latent.counterfactual.generator_prior import GeneratorPrior, LatentCounterfactuals
 from captum_latent.counterfactual.manifold import (
     DEPConsistency,
     DUQConsistency,
@@ -56,6 +59,8 @@ __all__ = [
     "DEPConfig",
     "DEPConsistency",
     "DISCGenerator",
+    "GeneratorPrior",
+    "LatentCounterfactuals",
     "DUQClassifier",
     "DUQConfig",
     "DUQConsistency",

@@ -80,4 +80,5 @@ def table1_generator(method: str, classifier: nn.Module, *, steps: int = 150,
         manifold = DUQConsistency(duq_model, margin=0.5)
     return DISCGenerator(classifier, prior=prior, semantics=FeatureSemantics(),
                          manifold=manifold, schedule=schedule, lambda_semantic=lambda_semantic,
-                         lambda_manifold=lambda_manifold, device=device)
+                         lambda_manifold=lambda_manifold, device=device,
+                         target_probability=None)  # the paper's protocol: every step

@@ -4,7 +4,8 @@ Data: :func:`digits`, :func:`faces`, :func:`photograph`. Models, trained in-proc
 use, deterministic by seed and cached on disk (see :func:`cache_dir`):
 :func:`digits_classifier`, :func:`faces_classifier`, :func:`digits_gan`, and the DEP-trained
 classifiers of DISC, :func:`dep_digits_classifier`, :func:`dep_faces_classifier`, and its
-DUQ model :func:`duq_digits_classifier`.
+DUQ model :func:`duq_digits_classifier`, and independent judges of counterfactuals,
+:func:`digits_judge`, :func:`faces_judge`.
 
 Examples
 --------
@@ -22,7 +23,9 @@ from captum_latent.zoo._loaders import (
     GANPair,
     digits_classifier,
     digits_gan,
+    digits_judge,
     faces_classifier,
+    faces_judge,
     generator_quality,
 )
 from captum_latent.zoo.datasets import (
@@ -48,7 +51,7 @@ from captum_latent.zoo.duq import (
     gradient_penalty,
     train_duq_classifier,
 )
-from captum_latent.zoo.models import DCGANDiscriminator, DCGANGenerator, SmallCNN
+from captum_latent.zoo.models import DCGANDiscriminator, DCGANGenerator, SmallCNN, SmallMLP
 from captum_latent.zoo.training import ClassifierConfig, GANConfig, accuracy
 
 __all__ = [
@@ -67,6 +70,7 @@ __all__ = [
     "ImageDataset",
     "ImageSplit",
     "SmallCNN",
+    "SmallMLP",
     "accuracy",
     "cache_dir",
     "dep_digits_classifier",
@@ -74,9 +78,11 @@ __all__ = [
     "digits",
     "digits_classifier",
     "digits_gan",
+    "digits_judge",
     "duq_digits_classifier",
     "faces",
     "faces_classifier",
+    "faces_judge",
     "generator_quality",
     "gradient_penalty",
     "photograph",

@@ -10,8 +10,15 @@ from torch import nn
 
 from captum_latent.zoo._cache import cache_path, load_or_train, model_entry, training_seed
 from captum_latent.zoo.datasets import digits, faces
-from captum_latent.zoo.models import DCGANDiscriminator, DCGANGenerator, SmallCNN
-from captum_latent.zoo.training import ClassifierConfig, GANConfig, train_classifier, train_gan
+from captum_latent.zoo.models import DCGANDiscriminator, DCGANGenerator, SmallCNN, SmallMLP
+from captum_latent.zoo.training import (
+    ClassifierConfig,
+    GANConfig,
+    JudgeConfig,
+    train_classifier,
+    train_gan,
+    train_judge,
+)
 
 #: Default training configurations (the cache key is a hash of these).
 DIGITS_CLASSIFIER_CONFIG = ClassifierConfig(dataset="digits", epochs=20, max_shift=2)
@@ -110,6 +117,59 @@ def faces_classifier(seed: int | None = None, progress: bool = True) -> SmallCNN
         **{**FACES_CLASSIFIER_CONFIG.__dict__, "seed": training_seed(seed)}
     )
     return _classifier("faces", config, progress)
+
+
+#: Training configurations of the judges (independent classifiers of counterfactuals).
+DIGITS_JUDGE_CONFIG = JudgeConfig(dataset="digits")
+FACES_JUDGE_CONFIG = JudgeConfig(dataset="faces", epochs=60, batch_size=32, max_shift=1,
+                                 hflip=True)
+
+
+def _judge(config: JudgeConfig, progress: bool) -> SmallMLP:
+    dataset = digits() if config.dataset == "digits" else faces()
+    c, h, w = dataset.image_shape
+    path = cache_path(f"{config.dataset}_judge", config)
+
+    def train() -> dict:
+        from captum_latent.zoo.training import _announce
+
+        _announce(f"the {config.dataset} judge", path)
+        return model_entry(*train_judge(dataset, config, progress=progress))
+
+    entry = load_or_train(path, train)
+    model = SmallMLP(c * h * w, dataset.num_classes, hidden=tuple(config.hidden))
+    model.load_state_dict(entry["state_dict"])
+    return _frozen_eval(model, entry["metrics"])  # type: ignore[return-value]
+
+
+def digits_judge(seed: int | None = None, progress: bool = True) -> SmallMLP:
+    """An independent digits classifier to judge counterfactuals: a :class:`SmallMLP` (not the
+    zoo's convolutional architecture) trained on the same training split. A counterfactual that
+    only fools the explained model is rarely classified as its target by the judge
+    (:func:`captum_latent.metrics.judge_agreement`).
+
+    Examples
+    --------
+    >>> from captum_latent import zoo
+    >>> zoo.digits_judge().zoo_metrics["test_accuracy"] >= 0.93
+    True
+    """
+    config = JudgeConfig(**{**DIGITS_JUDGE_CONFIG.__dict__, "seed": training_seed(seed)})
+    return _judge(config, progress)
+
+
+def faces_judge(seed: int | None = None, progress: bool = True) -> SmallMLP:
+    """An independent face / non-face classifier to judge counterfactuals (see
+    :func:`digits_judge`).
+
+    Examples
+    --------
+    >>> from captum_latent import zoo
+    >>> zoo.faces_judge().zoo_metrics["test_accuracy"] >= 0.8
+    True
+    """
+    config = JudgeConfig(**{**FACES_JUDGE_CONFIG.__dict__, "seed": training_seed(seed)})
+    return _judge(config, progress)
 
 
 @torch.no_grad()

@@ -1,6 +1,8 @@
 """Architectures of the zoo's reference models (stable public API).
 
 * :class:`SmallCNN` -- a two-block convolutional classifier returning logits.
+* :class:`SmallMLP` -- a fully connected classifier, the zoo's independent judge of
+  counterfactuals (another architecture than the classifiers it judges).
 * :class:`DCGANGenerator` / :class:`DCGANDiscriminator` -- a DCGAN pair for 28x28 grey images,
   with BatchNorm as in the GANchors and MimicGAN papers.
 """
@@ -69,6 +71,44 @@ class SmallCNN(SaveLoadMixin, nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+
+class SmallMLP(SaveLoadMixin, nn.Module):
+    """Fully connected classifier ``(B, C, H, W)`` to ``(B, K)`` logits: flatten, two ReLU
+    layers, output layer.
+
+    Parameters
+    ----------
+    in_features : int
+        ``C * H * W``.
+    num_classes : int
+        Number of output logits.
+    hidden : tuple of int, default (256, 128)
+        Units of the hidden layers.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from captum_latent.zoo import SmallMLP
+    >>> SmallMLP(784, 10)(torch.zeros(2, 1, 28, 28)).shape
+    torch.Size([2, 10])
+    """
+
+    def __init__(self, in_features: int, num_classes: int,
+                 hidden: tuple[int, ...] = (256, 128)) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.num_classes = num_classes
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = in_features
+        for units in hidden:
+            layers += [nn.Linear(width, units), nn.ReLU()]
+            width = units
+        layers.append(nn.Linear(width, num_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
 
 
 class DCGANGenerator(SaveLoadMixin, nn.Module):

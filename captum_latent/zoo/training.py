@@ -41,6 +41,25 @@ class ClassifierConfig:
 
 
 @dataclass(frozen=True)
+class JudgeConfig:
+    """Training configuration of a :class:`~captum_latent.zoo.SmallMLP` judge (hashed for the
+    cache)."""
+
+    dataset: str
+    seed: int = 0
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    hidden: tuple[int, ...] = (256, 128)
+    max_shift: int = 2
+    hflip: bool = False
+
+    def __post_init__(self) -> None:
+        _check_ints(self, ("seed", "epochs", "batch_size", "max_shift"))
+
+
+@dataclass(frozen=True)
 class GANConfig:
     """Training configuration of the digits DCGAN (hashed for the cache)."""
 
@@ -109,6 +128,34 @@ def train_classifier(
             epochs=config.epochs, batch_size=config.batch_size, gen=gen,
             max_shift=config.max_shift, hflip=config.hflip,
             desc=f"zoo: {dataset.name} classifier", progress=progress,
+        )
+    metrics = {
+        "train_accuracy": accuracy(model, x, y),
+        "test_accuracy": accuracy(model, dataset.test.images, dataset.test.labels),
+        "train_seconds": time.perf_counter() - start,
+    }
+    return model, metrics
+
+
+def train_judge(
+    dataset: ImageDataset, config: JudgeConfig, progress: bool = True
+) -> tuple[nn.Module, dict[str, float]]:
+    """Train a :class:`SmallMLP` judge on ``dataset.train``; returns the model and its metrics."""
+    from captum_latent.zoo.models import SmallMLP
+
+    c, h, w = dataset.image_shape
+    with seeded(config.seed) as gen:
+        model = SmallMLP(c * h * w, dataset.num_classes, hidden=tuple(config.hidden))
+        opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        x, y = dataset.train.images, dataset.train.labels
+        start = time.perf_counter()
+        fit_minibatches(
+            model, x, y, lambda xb, yb: F.cross_entropy(model(xb), yb), opt,
+            lambda o, total: torch.optim.lr_scheduler.OneCycleLR(
+                o, max_lr=config.lr, total_steps=total),
+            epochs=config.epochs, batch_size=config.batch_size, gen=gen,
+            max_shift=config.max_shift, hflip=config.hflip,
+            desc=f"zoo: {dataset.name} judge", progress=progress,
         )
     metrics = {
         "train_accuracy": accuracy(model, x, y),

@@ -75,6 +75,19 @@ def test_covered_examples_are_gan_inpaintings_keeping_the_anchor(explanation, di
         assert np.array_equal(img[mask], image[mask])
     stats = e.data["sampler_stats"]
     assert stats["searches"] >= 1 and stats["predictor_images"] >= stats["served"]
+    # the zoo GAN matches every mask of this digit within xi: nothing served above it
+    assert stats["over_threshold"] == 0 and stats["relaxed_anchors"] == []
+
+
+def test_strict_xi_reaches_the_sampler(predict, digits_gan, digits_data):
+    """strict_xi decides whether an unreachable anchor stops the explanation (sampler tests:
+    tests/alibi_ext/test_bank.py); default False, recorded in the explanation's params."""
+    image = digits_data.test.images[0].permute(1, 2, 0).numpy()
+    for strict in (False, True):
+        explainer = GANAnchorImage(predict, (28, 28, 1), digits_gan.generator, seed=0,
+                                   strict_xi=strict, bank_size=64)
+        assert explainer._make_sampler(image, 0.5, 10).strict_xi is strict
+        assert explainer.meta["params"]["strict_xi"] is strict
 
 
 def test_alibi_sampler_option_matches_alibi(predict, digits_data):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -100,23 +102,53 @@ def test_inpaint_refuses_a_bank_of_another_generator(inpainter, digits_data):
         inpainter.inpaint(x, _masks(x, 4, 0.5, seed=0), bank=bank.session(x))
 
 
-def test_an_anchor_no_search_can_inpaint_fails_clearly_after_growing_requests(digits_data):
-    """A generator that cannot match the kept pixels: the sampler asks for more masks after each
-    empty search (1, then 16, then 32), then says what failed."""
+class _Dark(torch.nn.Module):  # images near 0: a bright superpixel is out of reach
+    latent_dim = 4
+
+    def forward(self, z):
+        return 0.01 * torch.sigmoid(z.sum(1)).reshape(-1, 1, 1, 1).expand(-1, 1, 28, 28)
+
+
+def _dark_sampler(**kwargs):
     from alibi_ext import GANInpaintingSampler
 
-    class Dark(torch.nn.Module):  # images near 0: a bright superpixel is out of reach
-        latent_dim = 4
-
-        def forward(self, z):
-            return 0.01 * torch.sigmoid(z.sum(1)).reshape(-1, 1, 1, 1).expand(-1, 1, 28, 28)
-
     image = np.ones((28, 28, 1), dtype=np.float32)
-    dark = Dark()
+    dark = _Dark()
     bank = GeneratorBank(GANInpainter(dark, xi=0.01).search, 64)
-    sampler = GANInpaintingSampler(lambda x: np.zeros(len(x), dtype=np.int64),
-                                   lambda _: np.arange(784).reshape(28, 28) // 196, True, image,
-                                   dark, seed=0, bank=bank, max_iterations=5, p_sample=1.0)
+    return image, GANInpaintingSampler(
+        lambda x: np.zeros(len(x), dtype=np.int64), lambda _: np.arange(784).reshape(28, 28) // 196,
+        True, image, dark, seed=0, bank=bank, max_iterations=5, p_sample=1.0, **kwargs)
+
+
+def test_strict_xi_fails_clearly_after_growing_requests():
+    """A generator that cannot match the kept pixels: the sampler asks for more masks after each
+    empty search (1, then 16, then 32), then, with strict_xi=True, says what failed."""
+    _, sampler = _dark_sampler(strict_xi=True)
     with pytest.raises(RuntimeError, match="no in-painting of anchor"):
         sampler.perturbation((1,), 1)
     assert sampler.stats["searches"] == 3 and sampler.stats["dropped"] == 1 + 16 + 32
+    assert sampler.stats["over_threshold"] == 0
+
+
+def test_unreachable_anchor_is_served_its_closest_inpaintings_with_a_warning():
+    """By default the explanation goes on: after the same three empty searches, the closest
+    in-paintings of the last one are served (closest first), counted and warned about once;
+    later requests for that anchor take whatever its searches make, without more warnings."""
+    image, sampler = _dark_sampler()
+    with pytest.warns(RuntimeWarning, match="closest in-paintings above it"):
+        images, masks = sampler.perturbation((1,), 20)
+    assert images.shape == (20, 28, 28, 1) and masks[:, 1].all()
+    # searches of 20, 20 and 40 masks (doubling after the first empty one); the last one's served
+    assert sampler.stats["searches"] == 3 and sampler.stats["over_threshold"] == 40
+    assert sampler.relaxed_anchors == [(1,)]
+    kept = np.arange(784).reshape(28, 28) // 196 == 1
+    np.testing.assert_array_equal(images[:, kept, 0], 1.0)  # kept pixels stay the image's
+    # the generator's flat grey g is closer to the kept white the larger it is: closest first
+    grey = images[:, ~kept, 0][:, 0]
+    assert np.all(np.diff(grey) <= 1e-7) and grey[0] > grey[-1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        more, _ = sampler.perturbation((1,), 30)  # 20 left + one search of 10, all served
+    assert len(more) == 30 and sampler.stats["searches"] == 4
+    assert sampler.stats["over_threshold"] == 40 + 10
+    assert sampler.stats["served"] == 50

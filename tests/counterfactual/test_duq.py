@@ -130,7 +130,7 @@ def test_disc_with_the_duq_term_satisfies_eq9_more_often(small_duq):
     x = data.test.images[data.test.labels == 3][:6]
     term = DUQConsistency(model, margin=0.5)
     kwargs = {"prior": TVL2Prior(), "semantics": PixelSemantics(),
-              "schedule": FixedSchedule(60), "lambda_target": 0.2}
+              "schedule": FixedSchedule(60), "lambda_target": 0.2, "lambda_semantic": 1.0}
     classifier = _LogKernel(model).eval()
     plain = DISCGenerator(classifier, **kwargs).generate(x, 8)
     with_duq = DISCGenerator(classifier, manifold=term, lambda_manifold=2.0,

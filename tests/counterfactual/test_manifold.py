@@ -56,8 +56,8 @@ def test_dep_term_pulls_the_predicted_loss_to_the_target(small_dep_model, digits
     x = digits_data.test.images[digits_data.test.labels == 3][:6]
     target = float(model.low_loss_score)
     term = DEPConsistency(model.loss_predictor(), target_loss=target)
-    kwargs = {"prior": TVL2Prior(), "schedule": FixedSchedule(60)}
-    plain = DISCGenerator(model, **kwargs).generate(x, 8)
+    kwargs = {"prior": TVL2Prior(), "schedule": FixedSchedule(60), "lambda_semantic": 1.0}
+    plain = DISCGenerator(model, manifold=None, **kwargs).generate(x, 8)
     with_dep = DISCGenerator(model, manifold=term, lambda_manifold=1.0, **kwargs).generate(x, 8)
     with torch.no_grad():
         gap_plain = term(plain.counterfactuals, None, None).mean()
@@ -66,9 +66,37 @@ def test_dep_term_pulls_the_predicted_loss_to_the_target(small_dep_model, digits
     assert with_dep.validity >= 0.8
 
 
+def test_default_manifold_is_the_classifiers_own_dep_term(small_dep_model, digits_classifier,
+                                                          digits_gan):
+    """manifold="auto" (the default): a calibrated DEPClassifier brings its own DEP term
+    (per-class s*), any other classifier none; a GeneratorPrior takes none."""
+    from captum_latent.counterfactual import GeneratorPrior
+
+    model, _ = small_dep_model
+    auto = DISCGenerator(model).manifold
+    assert isinstance(auto, DEPConsistency)
+    assert torch.equal(torch.as_tensor(auto.target_loss), model.class_loss_scores.cpu())
+    assert DISCGenerator(model, manifold=None).manifold is None
+    assert DISCGenerator(digits_classifier).manifold is None
+    assert DISCGenerator(model, prior=GeneratorPrior(digits_gan.generator)).manifold is None
+    with pytest.raises(ValueError, match="'auto'"):
+        DISCGenerator(model, manifold="dep")
+
+
+def test_alibi_disc_resolves_auto_again_for_another_classifier(small_dep_model,
+                                                               digits_classifier):
+    from alibi_ext import DISC
+
+    model, _ = small_dep_model
+    explainer = DISC(digits_classifier, shape=(28, 28, 1))
+    assert explainer.generator.manifold is None
+    explainer.reset_predictor(model)
+    assert isinstance(explainer.generator.manifold, DEPConsistency)
+
+
 def test_dep_models_are_cached_by_config(tmp_path, monkeypatch):
-    from captum_latent.zoo.dep import DEPConfig, _cached
     from captum_latent.zoo._cache import cache_path
+    from captum_latent.zoo.dep import DEPConfig, _cached
 
     monkeypatch.setenv("CAPTUM_LATENT_CACHE", str(tmp_path))  # cold, even with a dev cache
     config = DEPConfig(dataset="faces", epochs=1, width=4, hidden=8, loss_hidden=8)
@@ -134,8 +162,8 @@ def test_presets_use_the_target_class_score_by_default(small_dep_model):
 
 
 def test_older_cache_entries_get_their_class_targets_on_load(tmp_path, monkeypatch):
-    from captum_latent.zoo.dep import DEPConfig, _cached
     from captum_latent.zoo._cache import cache_path, load_entry, save_entry
+    from captum_latent.zoo.dep import DEPConfig, _cached
 
     monkeypatch.setenv("CAPTUM_LATENT_CACHE", str(tmp_path))
     config = DEPConfig(dataset="faces", epochs=1, width=4, hidden=8, loss_hidden=8)

@@ -22,6 +22,17 @@ def test_faces_classifier_quality_gate():
     assert acc >= 0.90, f"faces test accuracy {acc:.4f} < 0.90"
 
 
+def test_judges_are_accurate_and_not_the_explained_architecture(digits_data):
+    """The judges of counterfactuals are classifiers of their own (fully connected, not the
+    zoo's convolutional architecture that DISC explains), accurate on the test split."""
+    for judge, ds, floor in ((zoo.digits_judge(progress=False), digits_data, 0.93),
+                             (zoo.faces_judge(progress=False), zoo.faces(), 0.85)):
+        assert isinstance(judge, zoo.SmallMLP) and not isinstance(judge, zoo.SmallCNN)
+        assert not any(isinstance(m, torch.nn.Conv2d) for m in judge.modules())
+        acc = zoo.accuracy(judge, ds.test.images, ds.test.labels)
+        assert acc >= floor, f"{ds.name} judge test accuracy {acc:.4f} < {floor}"
+
+
 def test_generator_quality_gate(digits_gan, digits_classifier):
     q = zoo.generator_quality(digits_gan.generator, digits_classifier, n_samples=2000, seed=1)
     print("generator class histogram:", q["class_histogram"], "mean max-prob:",

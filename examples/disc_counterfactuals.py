@@ -34,34 +34,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from alibi_ext import DISC
 from captum_latent import zoo
-from captum_latent.counterfactual import GeneratorPrior, dep_digits_classifier
+from captum_latent.counterfactual import (
+    GeneratorPrior,
+    dep_digits_classifier,
+    pixel_counterfactuals,
+)
 from captum_latent.metrics import judge_agreement, judge_verdicts, mean_absolute_change
 
 NAME = "disc_counterfactuals"
-
-
-def pixel_counterfactuals(model: torch.nn.Module, x: torch.Tensor, target: int,
-                          steps: int = 300) -> torch.Tensor:
-    """Adam on the pixels, each query stopped at its first step classified as ``target``."""
-    t = torch.full((len(x),), target)
-    delta = torch.zeros_like(x, requires_grad=True)
-    opt = torch.optim.Adam([delta], lr=0.01)
-    out, done = x.clone(), torch.zeros(len(x), dtype=torch.bool)
-    for _ in range(steps):
-        cf = (x + delta).clamp(0, 1)
-        logits = model(cf)
-        valid = (logits.argmax(1) == t) & ~done
-        out[valid], done = cf[valid].detach(), done | valid
-        if bool(done.all()):
-            break
-        opt.zero_grad()
-        (F.cross_entropy(logits, t, reduction="none") * ~done).sum().backward()
-        opt.step()
-    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,6 +16,7 @@ search on the core).
 
 from __future__ import annotations
 
+from captum_latent.counterfactual.baselines import pixel_counterfactuals
 from captum_latent.counterfactual.generator import CounterfactualResult, DISCGenerator
 from captum_latent.counterfactual.generator_prior import GeneratorPrior, LatentCounterfactuals
 from captum_latent.counterfactual.manifold import (
@@ -76,6 +77,7 @@ __all__ = [
     "TVL2Prior",
     "FeatureSemantics",
     "default_feature_layers",
+    "pixel_counterfactuals",
     "dep_digits_classifier",
     "dep_faces_classifier",
     "duq_digits_classifier",

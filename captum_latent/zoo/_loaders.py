@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -56,21 +56,29 @@ def _frozen_eval(module: nn.Module, metrics: dict[str, Any]) -> nn.Module:
     return module
 
 
+def _trained(path: Any, what: str, train: Callable[[], tuple[nn.Module, dict]],
+             build: Callable[[], nn.Module]) -> nn.Module:
+    """``build()`` with the cached weights at ``path`` (trained by ``train()`` on first use)."""
+
+    def first_use() -> dict:
+        from captum_latent.zoo.training import _announce
+
+        _announce(what, path)
+        return model_entry(*train())
+
+    entry = load_or_train(path, first_use)
+    model = build()
+    model.load_state_dict(entry["state_dict"])
+    return _frozen_eval(model, entry["metrics"])
+
+
 def _classifier(name: str, config: ClassifierConfig, progress: bool) -> SmallCNN:
     dataset = digits() if config.dataset == "digits" else faces()
     c, h, _ = dataset.image_shape
-    path = cache_path(f"{name}_classifier", config)
-
-    def train() -> dict:
-        from captum_latent.zoo.training import _announce
-
-        _announce(f"the {name} classifier", path)
-        return model_entry(*train_classifier(dataset, config, progress=progress))
-
-    entry = load_or_train(path, train)
-    model = SmallCNN(c, dataset.num_classes, h, width=config.width, hidden=config.hidden)
-    model.load_state_dict(entry["state_dict"])
-    return _frozen_eval(model, entry["metrics"])  # type: ignore[return-value]
+    return _trained(  # type: ignore[return-value]
+        cache_path(f"{name}_classifier", config), f"the {name} classifier",
+        lambda: train_classifier(dataset, config, progress=progress),
+        lambda: SmallCNN(c, dataset.num_classes, h, width=config.width, hidden=config.hidden))
 
 
 def digits_classifier(seed: int | None = None, progress: bool = True) -> SmallCNN:
@@ -128,18 +136,10 @@ FACES_JUDGE_CONFIG = JudgeConfig(dataset="faces", epochs=60, batch_size=32, max_
 def _judge(config: JudgeConfig, progress: bool) -> SmallMLP:
     dataset = digits() if config.dataset == "digits" else faces()
     c, h, w = dataset.image_shape
-    path = cache_path(f"{config.dataset}_judge", config)
-
-    def train() -> dict:
-        from captum_latent.zoo.training import _announce
-
-        _announce(f"the {config.dataset} judge", path)
-        return model_entry(*train_judge(dataset, config, progress=progress))
-
-    entry = load_or_train(path, train)
-    model = SmallMLP(c * h * w, dataset.num_classes, hidden=tuple(config.hidden))
-    model.load_state_dict(entry["state_dict"])
-    return _frozen_eval(model, entry["metrics"])  # type: ignore[return-value]
+    return _trained(  # type: ignore[return-value]
+        cache_path(f"{config.dataset}_judge", config), f"the {config.dataset} judge",
+        lambda: train_judge(dataset, config, progress=progress),
+        lambda: SmallMLP(c * h * w, dataset.num_classes, hidden=tuple(config.hidden)))
 
 
 def digits_judge(seed: int | None = None, progress: bool = True) -> SmallMLP:

@@ -111,13 +111,14 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     return correct / max(len(labels), 1)
 
 
-def train_classifier(
-    dataset: ImageDataset, config: ClassifierConfig, progress: bool = True
-) -> tuple[SmallCNN, dict[str, float]]:
-    """Train a :class:`SmallCNN` on ``dataset.train``; returns the model and its metrics."""
-    c, h, _ = dataset.image_shape
+def _fit_classifier(
+    build: Callable[[], nn.Module], dataset: ImageDataset,
+    config: ClassifierConfig | JudgeConfig, what: str, progress: bool,
+) -> tuple[nn.Module, dict[str, float]]:
+    """Cross-entropy training of ``build()`` (made under the config's seed) on
+    ``dataset.train`` with AdamW and a one-cycle schedule; returns the model and its metrics."""
     with seeded(config.seed) as gen:
-        model = SmallCNN(c, dataset.num_classes, h, width=config.width, hidden=config.hidden)
+        model = build()
         opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         x, y = dataset.train.images, dataset.train.labels
         start = time.perf_counter()
@@ -127,7 +128,7 @@ def train_classifier(
                 o, max_lr=config.lr, total_steps=total),
             epochs=config.epochs, batch_size=config.batch_size, gen=gen,
             max_shift=config.max_shift, hflip=config.hflip,
-            desc=f"zoo: {dataset.name} classifier", progress=progress,
+            desc=f"zoo: {dataset.name} {what}", progress=progress,
         )
     metrics = {
         "train_accuracy": accuracy(model, x, y),
@@ -135,6 +136,16 @@ def train_classifier(
         "train_seconds": time.perf_counter() - start,
     }
     return model, metrics
+
+
+def train_classifier(
+    dataset: ImageDataset, config: ClassifierConfig, progress: bool = True
+) -> tuple[SmallCNN, dict[str, float]]:
+    """Train a :class:`SmallCNN` on ``dataset.train``; returns the model and its metrics."""
+    c, h, _ = dataset.image_shape
+    return _fit_classifier(  # type: ignore[return-value]
+        lambda: SmallCNN(c, dataset.num_classes, h, width=config.width, hidden=config.hidden),
+        dataset, config, "classifier", progress)
 
 
 def train_judge(
@@ -144,25 +155,9 @@ def train_judge(
     from captum_latent.zoo.models import SmallMLP
 
     c, h, w = dataset.image_shape
-    with seeded(config.seed) as gen:
-        model = SmallMLP(c * h * w, dataset.num_classes, hidden=tuple(config.hidden))
-        opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        x, y = dataset.train.images, dataset.train.labels
-        start = time.perf_counter()
-        fit_minibatches(
-            model, x, y, lambda xb, yb: F.cross_entropy(model(xb), yb), opt,
-            lambda o, total: torch.optim.lr_scheduler.OneCycleLR(
-                o, max_lr=config.lr, total_steps=total),
-            epochs=config.epochs, batch_size=config.batch_size, gen=gen,
-            max_shift=config.max_shift, hflip=config.hflip,
-            desc=f"zoo: {dataset.name} judge", progress=progress,
-        )
-    metrics = {
-        "train_accuracy": accuracy(model, x, y),
-        "test_accuracy": accuracy(model, dataset.test.images, dataset.test.labels),
-        "train_seconds": time.perf_counter() - start,
-    }
-    return model, metrics
+    return _fit_classifier(
+        lambda: SmallMLP(c * h * w, dataset.num_classes, hidden=tuple(config.hidden)),
+        dataset, config, "judge", progress)
 
 
 def train_gan(

@@ -14,6 +14,7 @@ from captum_latent.counterfactual import (
     DISCGenerator,
     GeneratorPrior,
     TVL2Prior,
+    pixel_counterfactuals,
 )
 from captum_latent.metrics import judge_agreement, mean_absolute_change
 
@@ -71,21 +72,9 @@ def test_an_independent_judge_believes_them_where_pixel_counterfactuals_fool_onl
     judge = zoo.digits_judge(progress=False)
     _, out = found
     x, t = queries
-    delta = torch.zeros_like(x, requires_grad=True)
-    opt = torch.optim.Adam([delta], lr=0.01)
-    pixel, done = x.clone(), torch.zeros(len(x), dtype=torch.bool)
-    for _ in range(300):
-        cf = (x + delta).clamp(0, 1)
-        logits = digits_classifier(cf)
-        valid = (logits.argmax(1) == t) & ~done
-        pixel[valid], done = cf[valid].detach(), done | valid
-        if bool(done.all()):
-            break
-        loss = torch.nn.functional.cross_entropy(logits, t, reduction="none")
-        opt.zero_grad()
-        (loss * ~done).sum().backward()
-        opt.step()
-    assert bool(done.all())
+    pixel = pixel_counterfactuals(digits_classifier, x, t)
+    with torch.no_grad():
+        assert bool((digits_classifier(pixel).argmax(1) == t).all())
     ours = judge_agreement(judge, out.images, t)
     assert ours >= 0.5 and ours >= judge_agreement(judge, pixel, t) + 0.3, ours
     assert float(mean_absolute_change(x, out.images).mean()) <= 0.2

@@ -10,7 +10,7 @@ changed a pixel by at most ``keep_threshold`` and ``G(z)`` elsewhere, so it keep
 query has and shows only the change; a search stops once the classifier gives that image the
 target class with probability ``target_probability`` (per-search stopping), and of a query's
 searches the one the classifier is surest of is kept. Why these choices, with figures:
-``docs/methods/disc.md`` ("Counterfactuals with a generator").
+``docs/methods/disc.md`` ("Does another classifier believe it?").
 """
 
 from __future__ import annotations
@@ -298,7 +298,7 @@ class GeneratorPrior:
             images = objective.counterfactual(generated, problems)
             # per query, the search whose counterfactual the classifier is surest of (on the
             # tuning digits this agreed with an independent judge more often than the search
-            # with the smallest change: docs/benchmarks.md)
+            # with the smallest change: docs/methods/disc.md, how the settings were chosen)
             score = objective.log_probability(images, problems).reshape(b, k)
             best = score.argmax(1) + torch.arange(b, device=device) * k
         return LatentCounterfactuals(

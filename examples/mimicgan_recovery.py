@@ -122,10 +122,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     few, few_y = observed[:4], y[:4]
     with torch.no_grad():
         raw_pred = classifier(few).argmax(1)
-        cleaned = defended.clean(few)  # the fitted surrogate stays fixed for later batches
+        outcome = defended.defend(few)  # the fitted surrogate stays fixed for later batches
+        cleaned = outcome.images
         defended_pred = classifier(cleaned).argmax(1)  # what defended(few) returns
     print(f"labels {few_y.tolist()}: classifier on corrupted input {raw_pred.tolist()}, "
           f"defended {defended_pred.tolist()}")
+    used = outcome.explained & ~outcome.passed_through
+    print(f"the classifier saw MimicGAN's recovery for {int(used.sum())} of {len(few)}, PGD's "
+          f"for {int((~outcome.explained).sum())}, the observation itself for "
+          f"{int(outcome.passed_through.sum())} (untrusted recoveries)")
 
     start = time.perf_counter()
     maps = {

@@ -2,19 +2,30 @@
 
 - :class:`MimicGAN` (also PGD / Defense-GAN via :meth:`MimicGAN.pgd` and "Cowboy" via
   :meth:`MimicGAN.cowboy`), :data:`PRESETS` (the paper's Table 1 and digits presets);
-- :class:`MimicGANDefense`, an ``nn.Module`` that cleans then classifies;
+- :class:`MimicGANDefense`, an ``nn.Module`` that cleans then classifies, passing an image
+  through unchanged when its recovery cannot be trusted (:class:`DefenseOutcome`);
+- surrogates: :class:`ShallowSurrogate` (the paper's), :class:`AffineSurrogate` (a bounded
+  :class:`AffineWarp` before it, for corruptions that move the image), :class:`IdentitySurrogate`;
 - :mod:`captum_latent.inverse.corruptions`, the paper's corruptions and adversarial attacks.
 """
 
 from __future__ import annotations
 
 from captum_latent.inverse import corruptions
-from captum_latent.inverse.defense import MimicGANDefense
+from captum_latent.inverse.defense import DefenseOutcome, MimicGANDefense
 from captum_latent.inverse.mimicgan import PRESETS, MimicGAN, MimicGANConfig, MimicGANResult
-from captum_latent.inverse.surrogate import IdentitySurrogate, ShallowSurrogate
+from captum_latent.inverse.surrogate import (
+    AffineSurrogate,
+    AffineWarp,
+    IdentitySurrogate,
+    ShallowSurrogate,
+)
 
 __all__ = [
     "PRESETS",
+    "AffineSurrogate",
+    "AffineWarp",
+    "DefenseOutcome",
     "IdentitySurrogate",
     "MimicGAN",
     "MimicGANConfig",

@@ -8,6 +8,10 @@ The paper works on images in [-1, 1]: its "set to 0" is the mid value and its ne
 Robust-classification corruptions (paper §4.2): :func:`binary_threshold`,
 :func:`drop_pixels`, :func:`blur_negative`. Blind-recovery corruptions (paper appendix A.1):
 :func:`line_inpainting`, :func:`occlusion`, :func:`stuck_pixels`, :func:`grey_blur`.
+
+Corruptions no preset names, for checking a defence on what nobody tuned it for
+(:data:`PANEL`): :func:`affine_warp` (translations, rotations, scalings), :func:`box_blur`,
+:func:`gamma`, :func:`contrast`, :func:`gaussian_noise`, :func:`jpeg_like`.
 """
 
 from __future__ import annotations
@@ -22,9 +26,16 @@ from torch import nn
 __all__ = [
     "ATTACKS",
     "CORRUPTIONS",
+    "PANEL",
     "adversarial",
+    "affine_warp",
     "binary_threshold",
     "blur_negative",
+    "box_blur",
+    "contrast",
+    "gamma",
+    "gaussian_noise",
+    "jpeg_like",
     "drop_pixels",
     "gaussian_blur",
     "grey_blur",
@@ -162,6 +173,103 @@ def grey_blur(images: torch.Tensor, sigma: float = 2.0, cap: float = 0.47) -> to
     return grey.clamp(max=cap)
 
 
+def affine_warp(images: torch.Tensor, shift: tuple[float, float] = (0.0, 0.0),
+                angle: float = 0.0, scale: float = 1.0, fill: float = 0.0) -> torch.Tensor:
+    """Move the content of every image: ``shift`` = (right, down) in pixels, ``angle`` in
+    degrees (counter-clockwise), ``scale`` > 1 enlarges; bilinear, ``fill`` outside.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.zeros(1, 1, 5, 5); x[..., 2, 2] = 1
+    >>> affine_warp(x, shift=(1, 0))[0, 0, 2].tolist()
+    [0.0, 0.0, 0.0, 1.0, 0.0]
+    """
+    images = _check(images)
+    if not scale > 0:
+        raise ValueError(f"scale must be > 0, got {scale!r}")
+    n, _, h, w = images.shape
+    a = math.radians(-angle)  # counter-clockwise as displayed (rows grow downwards)
+    # affine_grid maps output coordinates to input ones: the inverse of the content's motion
+    theta = torch.tensor(
+        [[math.cos(a) / scale, math.sin(a) / scale, 0.0],
+         [-math.sin(a) / scale, math.cos(a) / scale, 0.0]], dtype=images.dtype,
+        device=images.device)
+    theta[:, 2] = -theta[:, :2] @ torch.tensor([2 * shift[0] / w, 2 * shift[1] / h],
+                                               dtype=images.dtype, device=images.device)
+    grid = F.affine_grid(theta.expand(n, 2, 3), list(images.shape), align_corners=False)
+    out = F.grid_sample(images - fill, grid, mode="bilinear", padding_mode="zeros",
+                        align_corners=False)
+    return out + fill
+
+
+def box_blur(images: torch.Tensor, size: int = 5) -> torch.Tensor:
+    """Mean over a ``size`` x ``size`` window (reflect padding)."""
+    images = _check(images)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1 or size % 2 == 0:
+        raise ValueError(f"size must be an odd positive int, got {size!r}")
+    r = size // 2
+    return F.avg_pool2d(F.pad(images, (r, r, r, r), mode="reflect"), size, stride=1)
+
+
+def gamma(images: torch.Tensor, exponent: float = 2.5) -> torch.Tensor:
+    """``x ** exponent`` (> 1 darkens the mid tones), on values clamped to [0, 1]."""
+    images = _check(images)
+    if not exponent > 0:
+        raise ValueError(f"exponent must be > 0, got {exponent!r}")
+    return images.clamp(0, 1) ** exponent
+
+
+def contrast(images: torch.Tensor, factor: float = 0.5, centre: float = 0.5) -> torch.Tensor:
+    """``centre + factor * (x - centre)``: ``factor`` < 1 lowers the contrast."""
+    images = _check(images)
+    return centre + factor * (images - centre)
+
+
+def gaussian_noise(images: torch.Tensor, sigma: float = 0.1, seed: int | None = None
+                   ) -> torch.Tensor:
+    """Add independent Gaussian noise of standard deviation ``sigma``, clamped to [0, 1]."""
+    images = _check(images)
+    if not sigma >= 0:
+        raise ValueError(f"sigma must be >= 0, got {sigma!r}")
+    gen = _generator(seed, images.device)
+    noise = torch.randn(images.shape, generator=gen, device=images.device, dtype=images.dtype)
+    return (images + sigma * noise).clamp(0, 1)
+
+
+# the JPEG standard's luminance quantisation table (quality 50)
+_JPEG_TABLE = (
+    (16, 11, 10, 16, 24, 40, 51, 61), (12, 12, 14, 19, 26, 58, 60, 55),
+    (14, 13, 16, 24, 40, 57, 69, 56), (14, 17, 22, 29, 51, 87, 80, 62),
+    (18, 22, 37, 56, 68, 109, 103, 77), (24, 35, 55, 64, 81, 104, 113, 92),
+    (49, 64, 78, 87, 103, 121, 120, 101), (72, 92, 95, 98, 112, 100, 103, 99),
+)
+
+
+def jpeg_like(images: torch.Tensor, quality: int = 10) -> torch.Tensor:
+    """JPEG's lossy step: 8x8 block DCT, coefficients rounded to the standard luminance table
+    scaled for ``quality`` (1-100, lower is coarser), inverse DCT; every channel alike, no
+    colour subsampling or entropy coding (they lose nothing more). Edge padding to a multiple
+    of 8, cropped back."""
+    images = _check(images)
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+        raise ValueError(f"quality must be an int in [1, 100], got {quality!r}")
+    n, c, h, w = images.shape
+    ph, pw = -h % 8, -w % 8
+    x = F.pad(images.double() * 255 - 128, (0, pw, 0, ph), mode="replicate")
+    k = torch.arange(8, dtype=torch.float64, device=images.device)
+    dct = torch.cos((2 * k[None, :] + 1) * k[:, None] * math.pi / 16) * math.sqrt(2 / 8)
+    dct[0] /= math.sqrt(2)  # orthonormal DCT-II: rows are frequencies
+    scale = 5000 / quality if quality < 50 else 200 - 2 * quality
+    table = ((torch.tensor(_JPEG_TABLE, dtype=torch.float64, device=images.device) * scale
+              + 50) // 100).clamp(min=1)
+    blocks = x.unflatten(2, (-1, 8)).unflatten(4, (-1, 8)).transpose(3, 4)  # n c H/8 W/8 8 8
+    coefficients = dct @ blocks @ dct.T
+    restored = dct.T @ ((coefficients / table).round() * table) @ dct
+    out = restored.transpose(3, 4).flatten(4).flatten(2, 3)[..., :h, :w]
+    return ((out + 128) / 255).clamp(0, 1).to(images.dtype)
+
+
 #: name -> corruption ``f(images, seed=None)``, for benchmarks and reports.
 CORRUPTIONS: dict[str, Callable[..., torch.Tensor]] = {
     "binary": lambda x, seed=None: binary_threshold(x),
@@ -171,6 +279,21 @@ CORRUPTIONS: dict[str, Callable[..., torch.Tensor]] = {
     "occlusion": lambda x, seed=None: occlusion(x, seed=seed),
     "stuck_pixels": lambda x, seed=None: stuck_pixels(x, seed=seed),
     "grey_blur": lambda x, seed=None: grey_blur(x),
+}
+
+#: Corruptions that no MimicGAN preset names (issue #19's panel), ``f(images, seed=None)``: the
+#: three of the issue, geometric ones, occlusion, JPEG-like quantisation and no corruption.
+PANEL: dict[str, Callable[..., torch.Tensor]] = {
+    "none": lambda x, seed=None: x,
+    "box_blur_invert": lambda x, seed=None: 1.0 - box_blur(x, 5),
+    "gamma_noise": lambda x, seed=None: gaussian_noise(gamma(x, 2.5), 0.1, seed=seed),
+    "shift_contrast": lambda x, seed=None: contrast(affine_warp(x, shift=(3, 0)), 0.5),
+    "shift": lambda x, seed=None: affine_warp(x, shift=(-2, 2)),
+    "rotation": lambda x, seed=None: affine_warp(x, angle=15),
+    "scaling": lambda x, seed=None: affine_warp(x, scale=0.8),
+    "occlusion": lambda x, seed=None: occlusion(x, seed=seed).clamp(0, 1),
+    "jpeg": lambda x, seed=None: jpeg_like(x, 10),
+    "dropped_pixels": lambda x, seed=None: drop_pixels(x, 0.7, seed=seed),
 }
 
 #: Attacks available through :func:`adversarial`.

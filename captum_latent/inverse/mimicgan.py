@@ -25,7 +25,11 @@ from tqdm.auto import tqdm
 from captum_latent.adapters import register_adapter
 from captum_latent.core import CallableObjective, Clip, LatentSearch, RMSprop, probe_generator
 from captum_latent.inverse._dataset import MimicGANDatasetAdapter
-from captum_latent.inverse.surrogate import IdentitySurrogate, ShallowSurrogate
+from captum_latent.inverse.surrogate import (
+    AffineSurrogate,
+    IdentitySurrogate,
+    ShallowSurrogate,
+)
 from captum_latent.validation import (
     check_image_tensor,
     check_in_range,
@@ -129,6 +133,8 @@ def _l2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 _DISTANCES = {"l1": _l1, "l2": _l2}
+_SURROGATES = ("shallow", "affine", "identity")
+_TYPICALITY_DRAWS, _TYPICALITY_SEED = 4096, 12345
 
 
 # The paper's Table 1 (CelebA tasks) and presets for the zoo digits' robust-classification
@@ -182,6 +188,16 @@ class MimicGANResult:
         ``f_hat(G(z_j))``: the surrogate's reproduction of the observations.
     history : list of float
         Mean loss after every alternation.
+    observation_errors : torch.Tensor
+        ``(N,)`` how well the surrogate reproduces each observation: the mean pixel distance
+        of the observation loss (``config.observation_loss``) between ``mimicked`` and the
+        observation. A recovery that does not explain its observation cannot be trusted.
+    typicality : torch.Tensor
+        ``(N,)`` how typical each code is under the generator's prior, in (0, 1]: the
+        two-sided tail fraction of prior draws whose standardised distance from the prior's
+        centre is as extreme (a collapsed code near the centre, the "average digit", scores
+        as low as one far out). Calibrated on 4096 prior draws passed through the same code
+        box: a code drawn from the prior scores below ``t`` with probability ``t``.
     """
 
     images: torch.Tensor
@@ -189,6 +205,8 @@ class MimicGANResult:
     surrogate: nn.Module
     mimicked: torch.Tensor
     history: list[float] = field(default_factory=list)
+    observation_errors: torch.Tensor | None = None
+    typicality: torch.Tensor | None = None
 
 
 class MimicGAN:
@@ -200,8 +218,14 @@ class MimicGAN:
         Frozen generator ``(B, d) -> (B, C, H, W)`` trained on clean images.
     discriminator : nn.Module, optional
         ``(B, C, H, W) -> (B,)`` real/fake logits; needed when ``lambda_adv > 0``.
-    surrogate : {"shallow", "identity"} or nn.Module, default "shallow"
+    surrogate : {"shallow", "affine", "identity"} or nn.Module, default "shallow"
         The corruption model ``f_hat``; a module is copied, never modified in place.
+        ``"affine"``: :class:`~captum_latent.inverse.AffineSurrogate`, a bounded shift,
+        rotation and scaling shared by the batch before the shallow surrogate, for corruptions
+        that may move the image (its warp starts where the observations' mass sits relative
+        to the generator's images, and learns 20x faster than the convolutions). A module with
+        a ``start_from(observations, generated)`` method is started that way; a submodule
+        with an ``lr_multiplier`` attribute gets that multiple of ``lr_surrogate``.
     config : MimicGANConfig or str, default "digits"
         Hyper-parameters or a key of :data:`PRESETS`.
     batchnorm : {"eval", "batch", "as_is"}, default "eval"
@@ -255,8 +279,8 @@ class MimicGAN:
                             f"{type(discriminator).__name__}")
         if config.lambda_adv > 0 and discriminator is None:
             raise ValueError("config.lambda_adv > 0 needs a discriminator")
-        if not (isinstance(surrogate, nn.Module) or surrogate in ("shallow", "identity")):
-            raise ValueError(f"surrogate must be 'shallow', 'identity' or an nn.Module, got "
+        if not (isinstance(surrogate, nn.Module) or surrogate in _SURROGATES):
+            raise ValueError(f"surrogate must be one of {_SURROGATES} or an nn.Module, got "
                              f"{surrogate!r}")
         self.generator = generator
         self.discriminator = discriminator
@@ -269,6 +293,8 @@ class MimicGAN:
             raise ValueError(f"discriminator is on {disc_device} but MimicGAN runs on "
                              f"{self.device}: move it with discriminator.to({str(self.device)!r})")
         self._value_range: tuple[float, float] | None = None
+        self._radii: torch.Tensor | None = None  # typicality reference (lazily)
+        self._prior_sample: torch.Tensor | None = None  # generator images (lazily)
         self.min_observations = int(min_observations)
         self.show_progress = show_progress
         self.search = LatentSearch(
@@ -277,10 +303,11 @@ class MimicGAN:
             max_iterations=max(config.code_steps, 1), device=self.device,
         )
         self.image_shape = tuple(self.search.image_shape)
-        if surrogate == "shallow":
+        if surrogate in ("shallow", "affine"):
             with torch.random.fork_rng(devices=[]):  # the same initial surrogate every time,
                 torch.default_generator.manual_seed(0)  # without touching the caller's RNGs
-                surrogate = ShallowSurrogate(self.image_shape)
+                surrogate = (ShallowSurrogate(self.image_shape) if surrogate == "shallow"
+                             else AffineSurrogate(self.image_shape))
         elif surrogate == "identity":
             surrogate = IdentitySurrogate()
         self.surrogate_template = surrogate
@@ -327,6 +354,34 @@ class MimicGAN:
         draws = self.search.prior.sample(torch.zeros(1000, dtype=torch.long, device=self.device),
                                          gen)
         return draws.mean(0, keepdim=True).expand(n, -1).clone()
+
+    def typicality(self, codes: torch.Tensor) -> torch.Tensor:
+        """``(N,)`` two-sided typicality of ``codes`` under the prior (see
+        :attr:`MimicGANResult.typicality`)."""
+        if self._radii is None:
+            gen = torch.Generator(self.device).manual_seed(_TYPICALITY_SEED)
+            draws = self.search.prior.sample(
+                torch.zeros(_TYPICALITY_DRAWS, dtype=torch.long, device=self.device), gen)
+            if self.search.projection is not None:
+                draws = self.search.projection(draws)
+            self._centre, self._spread = draws.mean(0), draws.std(0).clamp_min(1e-6)
+            self._radii = ((draws - self._centre) / self._spread).norm(dim=1).sort().values
+        radius = ((codes.to(self.device) - self._centre) / self._spread).norm(dim=1)
+        below = torch.searchsorted(self._radii, radius).float() / len(self._radii)
+        return (2 * torch.minimum(below, 1 - below)).clamp(1 / len(self._radii), 1.0)
+
+    def _prior_images(self) -> torch.Tensor:
+        """256 images of prior draws (fixed seed; the caller's RNGs untouched), for surrogates
+        that start from the observations' statistics against the generator's."""
+        if self._prior_sample is None:
+            gen = torch.Generator(self.device).manual_seed(_TYPICALITY_SEED + 1)
+            codes = self.search.prior.sample(
+                torch.zeros(256, dtype=torch.long, device=self.device), gen)
+            if self.search.projection is not None:
+                codes = self.search.projection(codes)
+            with torch.no_grad():
+                self._prior_sample = self._generate(codes)
+        return self._prior_sample
 
     def _adv(self, images: torch.Tensor) -> torch.Tensor:
         if self.config.lambda_adv == 0 or self.discriminator is None:
@@ -421,6 +476,21 @@ def _reinitialised(template: nn.Module, seed: int) -> nn.Module:
     return module
 
 
+def _parameter_groups(module: nn.Module, lr: float) -> list[dict]:
+    """RMSprop groups: a submodule's own parameters at ``lr * module.lr_multiplier`` when it
+    has one (e.g. :class:`AffineWarp`), every other parameter at ``lr``."""
+    fast, seen = [], set()
+    for sub in module.modules():
+        multiplier = getattr(sub, "lr_multiplier", None)
+        if multiplier is not None:
+            params = [p for p in sub.parameters(recurse=False) if id(p) not in seen]
+            seen.update(id(p) for p in params)
+            if params:
+                fast.append({"params": params, "lr": lr * float(multiplier)})
+    rest = [p for p in module.parameters() if id(p) not in seen]
+    return ([{"params": rest, "lr": lr}] if rest else []) + fast
+
+
 class _Run:
     """One MimicGAN optimisation: a surrogate, its optimiser, the codes and the history."""
 
@@ -430,7 +500,9 @@ class _Run:
         cfg = owner.config
         self.f_hat = copy.deepcopy(template).to(owner.device)
         self.f_hat.train(learnable)
-        self.opt = (torch.optim.RMSprop(self.f_hat.parameters(), lr=cfg.lr_surrogate)
+        if learnable and callable(getattr(self.f_hat, "start_from", None)):
+            self.f_hat.start_from(y, owner._prior_images())  # e.g. AffineSurrogate's warp
+        self.opt = (torch.optim.RMSprop(_parameter_groups(self.f_hat, cfg.lr_surrogate))
                     if learnable else None)
         self.history: list[float] = []
         self.dist = _DISTANCES[cfg.observation_loss]
@@ -487,8 +559,11 @@ class _Run:
         with torch.no_grad():
             images = self.owner._generate(self.z)
             mimicked = self.f_hat(images)
+            errors = self.dist(self.y, mimicked).flatten(1).mean(1)
         return MimicGANResult(images=images, codes=self.z, surrogate=self.f_hat,
-                              mimicked=mimicked, history=self.history)
+                              mimicked=mimicked, history=self.history,
+                              observation_errors=errors,
+                              typicality=self.owner.typicality(self.z))
 
 
 register_adapter(MimicGAN, MimicGANDatasetAdapter)

@@ -58,6 +58,66 @@ def test_adversarial_attacks_lower_accuracy(digits_classifier, digits_data):
         assert acc < clean - 0.3, (attack, float(acc), float(clean))
 
 
+@pytest.mark.parametrize("name", sorted(corruptions.PANEL))
+def test_panel_corruptions_are_seeded_and_stay_in_range(images, name):
+    f = corruptions.PANEL[name]
+    a, b = f(images, seed=3), f(images, seed=3)
+    assert a.shape == images.shape and torch.equal(a, b)
+    assert float(a.min()) >= 0 and float(a.max()) <= 1
+    assert torch.equal(a, images) == (name == "none")
+
+
+def _dot(h=9, w=9, row=4, col=4):
+    x = torch.zeros(1, 1, h, w)
+    x[..., row, col] = 1
+    return x
+
+
+def test_affine_warp_moves_content_right_down_counter_clockwise_and_larger():
+    def peak(x):
+        flat = int(x.flatten().argmax())
+        return divmod(flat, x.shape[-1])
+
+    assert peak(corruptions.affine_warp(_dot(), shift=(2, 0))) == (4, 6)  # right
+    assert peak(corruptions.affine_warp(_dot(), shift=(0, -3))) == (1, 4)  # up
+    # a dot right of the centre goes up under a counter-clockwise quarter turn
+    assert peak(corruptions.affine_warp(_dot(col=7), angle=90)) == (1, 4)
+    # doubling the size doubles the distance from the centre
+    assert peak(corruptions.affine_warp(_dot(col=6), scale=2.0)) == (4, 8)
+    # the identity changes nothing; the fill shows where the image left the frame
+    x = torch.rand(2, 3, 8, 8)
+    assert torch.allclose(corruptions.affine_warp(x), x, atol=1e-6)
+    moved = corruptions.affine_warp(x, shift=(3, 0), fill=0.25)
+    assert torch.allclose(moved[..., :3], torch.full_like(moved[..., :3], 0.25))
+
+
+def test_box_blur_gamma_contrast_and_noise(images):
+    blurred = corruptions.box_blur(images, 3)
+    inner = images.unfold(2, 3, 1).unfold(3, 3, 1).mean((-1, -2))  # valid 3x3 means
+    assert torch.allclose(blurred[..., 1:-1, 1:-1], inner, atol=1e-6)
+    assert torch.allclose(corruptions.gamma(images, 2.0), images.clamp(0, 1) ** 2)
+    low = corruptions.contrast(images, 0.5)
+    assert torch.allclose(low - 0.5, 0.5 * (images - 0.5), atol=1e-6)
+    noisy = corruptions.gaussian_noise(torch.full((4, 1, 64, 64), 0.5), 0.1, seed=0)
+    assert abs(float((noisy - 0.5).std()) - 0.1) < 0.005
+    assert not torch.equal(noisy, corruptions.gaussian_noise(torch.full((4, 1, 64, 64), 0.5),
+                                                             0.1, seed=1))
+
+
+def test_jpeg_like_loses_more_at_lower_quality_and_works_in_8x8_blocks(rng):
+    x = torch.rand(3, 2, 28, 28, generator=rng)
+    errors = [float((corruptions.jpeg_like(x, q) - x).abs().mean()) for q in (95, 50, 10)]
+    assert errors[0] < errors[1] < errors[2]
+    assert errors[0] < 0.03
+    # a smooth image whose 8x8 blocks are constant passes unchanged (only the DC term is used,
+    # and constant blocks of multiples of the DC step survive rounding)
+    blocks = torch.arange(16.0).reshape(1, 1, 4, 4) * 16 / 255
+    flat = blocks.repeat_interleave(8, 2).repeat_interleave(8, 3)
+    assert torch.allclose(corruptions.jpeg_like(flat, 50), flat, atol=1e-6)
+    # 28 is not a multiple of 8: the output keeps the input's size
+    assert corruptions.jpeg_like(x, 10).shape == x.shape
+
+
 @pytest.mark.parametrize(
     ("call", "error"),
     [
@@ -65,6 +125,12 @@ def test_adversarial_attacks_lower_accuracy(digits_classifier, digits_data):
         (lambda: corruptions.drop_pixels(torch.ones(2, 1, 4, 4, dtype=torch.long)), TypeError),
         (lambda: corruptions.drop_pixels(torch.rand(2, 1, 4, 4), fraction=2), ValueError),
         (lambda: corruptions.gaussian_blur(torch.rand(2, 1, 4, 4), sigma=0), ValueError),
+        (lambda: corruptions.affine_warp(torch.rand(2, 1, 4, 4), scale=0), ValueError),
+        (lambda: corruptions.box_blur(torch.rand(2, 1, 4, 4), 4), ValueError),
+        (lambda: corruptions.gamma(torch.rand(2, 1, 4, 4), -1), ValueError),
+        (lambda: corruptions.gaussian_noise(torch.rand(2, 1, 4, 4), -0.1), ValueError),
+        (lambda: corruptions.jpeg_like(torch.rand(2, 1, 4, 4), 0), ValueError),
+        (lambda: corruptions.jpeg_like(torch.rand(2, 1, 4, 4), 50.0), ValueError),
         (lambda: corruptions.adversarial(torch.nn.Identity(), torch.rand(1, 1, 2, 2),
                                          torch.zeros(1), attack="cw"), ValueError),
     ],

@@ -10,7 +10,6 @@ from captum_latent.inverse import (
     PRESETS,
     MimicGAN,
     MimicGANConfig,
-    MimicGANDefense,
     ShallowSurrogate,
     corruptions,
 )
@@ -68,38 +67,6 @@ def test_cowboy_uses_the_discriminator(digits_gan, digits_data):
     assert not torch.equal(plain.codes, cowboy.codes)
 
 
-def test_defense_runs_under_captum_and_alibi(digits_gan, digits_classifier, digits_data):
-    from alibi.explainers import AnchorImage
-    from captum.attr import Saliency
-
-    cfg = MimicGANConfig(lr_surrogate=3e-3, lr_codes=0.05, outer_iterations=2,
-                         surrogate_steps=2, code_steps=5)
-    defended = MimicGANDefense(digits_classifier, MimicGAN(digits_gan.generator, config=cfg))
-    x = corruptions.drop_pixels(digits_data.test.images[:30], seed=0)
-    defended.fit(x)
-    attribution = Saliency(defended).attribute(x[:4], target=digits_data.test.labels[:4])
-    assert attribution.shape == x[:4].shape and float(attribution.abs().sum()) > 0
-
-    def predict(batch: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return torch.softmax(defended(torch.as_tensor(batch).permute(0, 3, 1, 2)), 1).numpy()
-
-    explainer = AnchorImage(predict, (28, 28, 1), segmentation_fn="slic",
-                            segmentation_kwargs={"n_segments": 6, "start_label": 0})
-    explanation = explainer.explain(x[0].permute(1, 2, 0).numpy(), threshold=0.8,
-                                    max_anchor_size=2, coverage_samples=50, batch_size=20)
-    assert 0 <= float(np.mean(explanation.precision)) <= 1
-
-
-def test_defense_before_fit_on_a_small_batch_warns_and_uses_pgd(digits_gan, digits_classifier,
-                                                                 digits_data):
-    cfg = MimicGANConfig(outer_iterations=1, code_steps=3, surrogate_steps=1)
-    defended = MimicGANDefense(digits_classifier, MimicGAN(digits_gan.generator, config=cfg))
-    with pytest.warns(UserWarning, match="PGD"):
-        out = defended(digits_data.test.images[:2])
-    assert out.shape == (2, 10)
-
-
 @pytest.mark.parametrize(
     ("observations", "error", "match"),
     [
@@ -108,6 +75,7 @@ def test_defense_before_fit_on_a_small_batch_warns_and_uses_pgd(digits_gan, digi
         (torch.ones(30, 1, 28, 28, dtype=torch.long), TypeError, "floating"),
         (torch.rand(5, 1, 28, 28), ValueError, "min_observations"),
         (np.zeros((30, 1, 28, 28)), TypeError, "torch.Tensor"),
+        (torch.full((30, 1, 28, 28), 255.0), ValueError, "outside the range"),
     ],
 )
 def test_recover_rejects_bad_observations(digits_gan, observations, error, match):
@@ -264,3 +232,37 @@ def test_device_defaults_to_the_generators(digits_gan):
     assert MimicGAN(digits_gan.generator, config=TINY, device="cpu").device.type == "cpu"
     with pytest.raises(ValueError, match="discriminator is on meta"):
         MimicGAN(digits_gan.generator, torch.nn.Linear(1, 1, device="meta"), config=TINY)
+
+
+def test_results_score_each_recovery(digits_gan, digits_data):
+    observed = corruptions.blur_negative(digits_data.test.images[:25])
+    result = MimicGAN(digits_gan.generator, config=FAST).recover(observed, seed=0)
+    expected = (observed - result.mimicked).abs().flatten(1).mean(1)  # FAST uses the L1 loss
+    assert torch.allclose(result.observation_errors, expected, atol=1e-6)
+    assert result.typicality.shape == (25,)
+    assert float(result.typicality.min()) > 0 and float(result.typicality.max()) <= 1
+
+
+def test_typicality_is_calibrated_on_the_prior(digits_gan):
+    model = MimicGAN(digits_gan.generator, config="digits")
+    gen = torch.Generator().manual_seed(99)  # not the calibration draws
+    draws = torch.randn(4000, digits_gan.latent_dim, generator=gen).clamp(-2, 2)  # code box
+    typical = model.typicality(draws)
+    for level in (0.01, 0.05, 0.2):
+        assert abs(float((typical < level).float().mean()) - level) < max(0.5 * level, 0.01)
+    # the "average digit" at the prior's centre and a code far out are both atypical
+    centre = torch.zeros(1, digits_gan.latent_dim)
+    corner = torch.full((1, digits_gan.latent_dim), 2.0)
+    assert float(model.typicality(centre)) < 0.001 and float(model.typicality(corner)) < 0.001
+
+
+def test_affine_surrogate_finds_the_shift_of_shifted_digits(digits_gan, digits_data):
+    clean = digits_data.test.images[:48]
+    observed = corruptions.affine_warp(clean, shift=(3.0, 0.0))
+    result = MimicGAN(digits_gan.generator, surrogate="affine", config="digits").recover(
+        observed, seed=0)
+    shift = result.surrogate.warp.describe()["shift"]
+    assert 2.0 <= shift[0] * 28 <= 4.0 and abs(shift[1] * 28) <= 1.0
+    # the recoveries are the digits before the shift: closer to them than to the observations
+    assert float((result.images - clean).abs().mean()) < \
+        float((result.images - observed).abs().mean())

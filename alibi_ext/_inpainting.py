@@ -78,6 +78,13 @@ class GANInpainter:
     batch_size : int, default 2048
         Codes optimised together.
     device : str or torch.device, default "cpu"
+    bank_max_iterations : int or None, default 200
+        Gradient steps of a search started from a bank sample (``inpaint(..., bank=...)``)
+        before it is dropped (at most ``max_iterations``; ``None``: ``max_iterations``). A
+        batched search lasts as long as its slowest member, and bank starts that reach their
+        threshold do so early (on three zoo digits, 99% within 96-266 steps, most within 35),
+        so the last 200 of 400 steps were spent almost only on in-paintings that never got
+        there (docs/benchmarks.md, issue #17's cost tail).
     refine_lr : float, default 0.1
         Adam step size of searches that start near their goal (``inpaint(..., bank=...)`` or
         ``near_starts=True``): from bank starts it needed about a third fewer steps than 0.05
@@ -108,6 +115,7 @@ class GANInpainter:
         batch_size: int = 2048,
         device: torch.device | str = "cpu",
         refine_lr: float = 0.1,
+        bank_max_iterations: int | None = 200,
     ) -> None:
         if isinstance(xi, bool) or not isinstance(xi, (int, float)) or not xi > 0:
             raise ValueError(f"xi must be a positive float, got {xi!r}")
@@ -115,6 +123,12 @@ class GANInpainter:
 
         self.xi = float(xi)
         self.refine_lr = float(refine_lr)
+        if bank_max_iterations is not None and (
+                isinstance(bank_max_iterations, bool) or not isinstance(bank_max_iterations, int)
+                or bank_max_iterations < 1):
+            raise ValueError(f"bank_max_iterations must be a positive int or None, got "
+                             f"{bank_max_iterations!r}")
+        self.bank_max_iterations = bank_max_iterations
         self._refine: LatentSearch | None = None
         self.search = LatentSearch(
             generator, latent_dim=latent_dim, batchnorm=batchnorm,
@@ -247,6 +261,8 @@ class GANInpainter:
         result = self._refiner().search(
             objective, n_problems=n, samples_per_problem=1, stop=LossThreshold(thresholds),
             initial_codes=starts, prior=prior, generator=generator,
+            max_iterations=min(self.bank_max_iterations or self.search.max_iterations,
+                               self.search.max_iterations),
         )
         return self._composite(image, masks, result)
 

@@ -152,3 +152,23 @@ def test_unreachable_anchor_is_served_its_closest_inpaintings_with_a_warning():
     assert len(more) == 30 and sampler.stats["searches"] == 4
     assert sampler.stats["over_threshold"] == 40 + 10
     assert sampler.stats["served"] == 50
+
+
+def test_searches_from_the_bank_have_their_own_step_budget(digits_gan, bank, digits_data):
+    """A search started from the bank is dropped after bank_max_iterations (its successes come
+    early); searches from N(0, I) keep max_iterations."""
+    x = digits_data.test.images[3]
+    masks = _masks(x, 6, 0.5, seed=1)
+    tight = GANInpainter(digits_gan.generator, xi=1e-7, max_iterations=40,
+                         bank_max_iterations=7, restart_patience=None)
+    from_bank = tight.inpaint(x, masks, seed=0, bank=bank.session(x))
+    assert not from_bank.converged.any() and from_bank.iterations.max() == 7
+    fresh = tight.inpaint(x, masks, seed=0)
+    assert not fresh.converged.any() and fresh.iterations.max() == 40
+    # never more than max_iterations, and None means max_iterations
+    assert GANInpainter(digits_gan.generator, xi=1e-7, max_iterations=5,
+                        bank_max_iterations=None).inpaint(
+        x, masks, seed=0, bank=bank.session(x)).iterations.max() == 5
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="bank_max_iterations"):
+            GANInpainter(digits_gan.generator, xi=0.01, bank_max_iterations=bad)

@@ -111,9 +111,10 @@ class MimicGANDefense(nn.Module):
 
     Each recovery also gets a typicality score (how typical its code is under the prior,
     calibrated on prior draws). It is reported and, with ``min_typicality > 0``, required of
-    an explained recovery; it is off by default because the recoveries that help most on
-    the zoo digits (dropped pixels, blur + negative) have codes less typical than 0.01
-    (docs/methods/mimicgan.md, "Doing no harm").
+    an explained recovery; it is off by default because on the zoo digits it does not tell
+    good recoveries from bad ones: the recoveries that help most (dropped pixels, blur +
+    negative) and a fifth to a half of the recoveries of uncorrupted digits have codes less
+    typical than 0.01 (docs/methods/mimicgan.md, "Doing no harm").
 
     The surrogate needs about 25 observations. Call :meth:`fit` once on a batch of corrupted
     inputs to learn it; afterwards any batch (even a single image) is cleaned with that

@@ -10,7 +10,12 @@ import torch
 from torch import nn
 
 from captum_latent.inverse.mimicgan import MimicGAN, MimicGANResult
-from captum_latent.validation import call_model, check_model_output
+from captum_latent.validation import (
+    call_model,
+    check_fraction,
+    check_model_output,
+    class_scores,
+)
 
 _ON_UNTRUSTED = ("pass", "warn")
 
@@ -64,17 +69,6 @@ def _robust_threshold(errors: torch.Tensor, spread: float) -> float:
     median = errors.median()
     mad = (errors - median).abs().median()
     return float(median + spread * 1.4826 * mad.clamp_min(1e-3 * median.abs() + 1e-12))
-
-
-def _number(name: str, value: float, low: float, high: float | None = None,
-            closed_low: bool = True) -> float:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float))
-    ok = ok and (value >= low if closed_low else value > low)
-    ok = ok and (high is None or value < high)
-    if not ok:
-        bounds = f"{'[' if closed_low else '('}{low}, {high if high is not None else 'inf'})"
-        raise ValueError(f"{name} must be a number in {bounds}, got {value!r}")
-    return float(value)
 
 
 class MimicGANDefense(nn.Module):
@@ -179,11 +173,15 @@ class MimicGANDefense(nn.Module):
         if on_untrusted not in _ON_UNTRUSTED:
             raise ValueError(f"on_untrusted must be one of {_ON_UNTRUSTED}, got "
                              f"{on_untrusted!r}")
-        self.explain_ratio = _number("explain_ratio", explain_ratio, 0.0, None, False)
-        if self.explain_ratio > 1:
-            raise ValueError(f"explain_ratio must be in (0, 1], got {explain_ratio!r}")
-        self.error_spread = _number("error_spread", error_spread, 0.0, None, False)
-        self.min_typicality = _number("min_typicality", min_typicality, 0.0, 1.0)
+        self.explain_ratio = check_fraction("explain_ratio", explain_ratio)
+        self.min_typicality = check_fraction("min_typicality", min_typicality, closed_low=True)
+        if self.min_typicality == 1:
+            raise ValueError("min_typicality must be in [0, 1): 1 would distrust every code")
+        if isinstance(error_spread, bool) or not isinstance(error_spread, (int, float)) \
+                or not error_spread > 0:
+            raise ValueError(f"error_spread must be a number > 0 (math.inf: not checked), got "
+                             f"{error_spread!r}")
+        self.error_spread = float(error_spread)
         probe = torch.zeros(2, *mimicgan.image_shape, device=mimicgan.device)
         with torch.no_grad():
             out = call_model("classifier", classifier, probe,
@@ -238,12 +236,9 @@ class MimicGANDefense(nn.Module):
 
     def _read(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The classifier's class and its probability for ``images``."""
-        with torch.no_grad():
-            out = call_model("classifier", self.classifier, images,
-                             when="(reading the recoveries)")
-            check_model_output("classifier", out, when=f"on {images.shape[0]} recoveries")
-            out = out.float()
-            probs = out if _are_probabilities(out) else out.softmax(1)
+        out = class_scores("classifier", self.classifier, images,
+                           when=f"(reading {images.shape[0]} images)").float()
+        probs = out if _are_probabilities(out) else out.softmax(1)
         confidence, label = probs.max(1)
         return label, confidence
 

@@ -358,6 +358,10 @@ class MimicGAN:
     def typicality(self, codes: torch.Tensor) -> torch.Tensor:
         """``(N,)`` two-sided typicality of ``codes`` under the prior (see
         :attr:`MimicGANResult.typicality`)."""
+        d = self.search.latent_dim
+        if not isinstance(codes, torch.Tensor) or codes.dim() != 2 or codes.shape[1] != d:
+            raise ValueError(f"codes must be a (N, {d}) tensor, got "
+                             f"{tuple(getattr(codes, 'shape', ())) or type(codes).__name__}")
         if self._radii is None:
             gen = torch.Generator(self.device).manual_seed(_TYPICALITY_SEED)
             draws = self.search.prior.sample(

@@ -171,7 +171,7 @@ def test_a_pgd_cleaner_runs_once_and_never_distrusts(digits_gan, digits_classifi
     ],
 )
 def test_defence_options_are_checked(digits_gan, digits_classifier, kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((ValueError, TypeError), match=match):
         MimicGANDefense(digits_classifier, MimicGAN(digits_gan.generator), **kwargs)
 
 

@@ -254,6 +254,8 @@ def test_typicality_is_calibrated_on_the_prior(digits_gan):
     centre = torch.zeros(1, digits_gan.latent_dim)
     corner = torch.full((1, digits_gan.latent_dim), 2.0)
     assert float(model.typicality(centre)) < 0.001 and float(model.typicality(corner)) < 0.001
+    with pytest.raises(ValueError, match="codes must be"):
+        model.typicality(torch.zeros(3, digits_gan.latent_dim + 1))
 
 
 def test_affine_surrogate_finds_the_shift_of_shifted_digits(digits_gan, digits_data):

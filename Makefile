@@ -4,6 +4,7 @@
 # installed. Re-running a command reinstalls nothing unless pyproject.toml changed.
 # More checks (what CI runs after `make test`, see .ci/run):
 #   make layers     check the import-linter layers contract (pyproject.toml)
+#   make lint       ruff over the whole tree (the rules of pyproject.toml)
 #   make docs       build the documentation site in strict mode (site/index.html)
 #   make examples   run every tutorial in examples/ (prints how long each took)
 #   make browser    open the demo report in headless Chromium: images load, no console errors
@@ -18,7 +19,7 @@ OUT ?= demo-report
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: demo test test-all layers docs examples browser chromium clean-venv
+.PHONY: demo test test-all layers lint docs examples browser chromium clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +48,10 @@ test-all: $(VENV)/.installed-alibi+ray+test
 # The import-linter contracts of pyproject.toml (docs/architecture.md): layers point downwards.
 layers: $(VENV)/.installed-alibi+ray+test
 	$(VENV)/bin/lint-imports
+
+# ruff with the rules of pyproject.toml ([tool.ruff]) over the whole tree.
+lint: $(VENV)/.installed-lint
+	$(VENV)/bin/ruff check .
 
 docs: $(VENV)/.installed-alibi+docs
 	$(PY) -m mkdocs build --strict

@@ -98,7 +98,8 @@ class GANInpainter:
     >>> x = zoo.digits().test.images[0]
     >>> masks = torch.zeros(4, 1, 28, 28, dtype=torch.bool); masks[:, :, 8:20, 8:20] = True
     >>> out = GANInpainter(gan.generator, xi=0.02).inpaint(x, masks, seed=0)
-    >>> bool(torch.equal(out.images[:, :, 8:20, 8:20], x[None, :, 8:20, 8:20].expand(4, -1, -1, -1)))
+    >>> kept = x[None, :, 8:20, 8:20].expand(4, -1, -1, -1)
+    >>> bool(torch.equal(out.images[:, :, 8:20, 8:20], kept))
     True
     """
 

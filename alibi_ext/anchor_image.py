@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Type
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -225,21 +225,21 @@ class GANAnchorImage(AnchorImage):
         self,
         predictor: Callable[[np.ndarray], np.ndarray],
         image_shape: tuple,
-        generator: Optional[nn.Module] = None,
-        dtype: Type[np.generic] = np.float32,
+        generator: nn.Module | None = None,
+        dtype: type[np.generic] = np.float32,
         segmentation_fn: Any = None,
-        segmentation_kwargs: Optional[dict] = None,
+        segmentation_kwargs: dict | None = None,
         sampler: str = "gan",
-        encoder: Optional[nn.Module] = None,
+        encoder: nn.Module | None = None,
         xi: float = DEFAULT_XI,
         batchnorm: str = "eval",
         pool_size: int = 800,
         max_iterations: int = 400,
         device: torch.device | str = "cpu",
-        images_background: Optional[np.ndarray] = None,
-        seed: Optional[int] = None,
-        latent_dim: Optional[int] = None,
-        bank_size: Optional[int] = DEFAULT_BANK_SIZE,
+        images_background: np.ndarray | None = None,
+        seed: int | None = None,
+        latent_dim: int | None = None,
+        bank_size: int | None = DEFAULT_BANK_SIZE,
         bank_neighbours: int = DEFAULT_NEIGHBOURS,
         encoder_noise_std: float = DEFAULT_ENCODER_NOISE,
         strict_xi: bool = False,
@@ -263,7 +263,7 @@ class GANAnchorImage(AnchorImage):
             raise ValueError(f"xi must be a positive float (a masked MSE), got {xi!r}")
         _check_int("pool_size", pool_size, minimum=1)
         _check_int("max_iterations", max_iterations, minimum=1)
-        self._value_range: Optional[tuple[float, float]] = None
+        self._value_range: tuple[float, float] | None = None
         if latent_dim is not None:
             _check_int("latent_dim", latent_dim, minimum=1)
         if bank_size is not None:
@@ -301,7 +301,7 @@ class GANAnchorImage(AnchorImage):
         self.encoder_noise_std = float(encoder_noise_std)
         self.strict_xi = bool(strict_xi)
         self._bank_seed = 0 if seed is None else int(seed)
-        self._bank: Optional[GeneratorBank] = None
+        self._bank: GeneratorBank | None = None
         self._generator_bank()  # made now (its images later), so the explainer's models are fixed
         self._explain_count = 0
         self.meta["name"] = type(self).__name__
@@ -333,7 +333,7 @@ class GANAnchorImage(AnchorImage):
                                                         DEFAULT_ENCODER_NOISE), **common, **gan)
         return GANInpaintingSampler(**common, **gan, bank=self._generator_bank())
 
-    def _generator_bank(self) -> Optional[GeneratorBank]:
+    def _generator_bank(self) -> GeneratorBank | None:
         """The bank of free generator samples, shared by every explanation of this explainer
         (its images are made on first use and not saved: a loaded explainer makes them again)."""
         size = getattr(self, "bank_size", None)
@@ -357,7 +357,7 @@ class GANAnchorImage(AnchorImage):
         coverage_samples: int = 10000,
         beam_size: int = 1,
         stop_on_first: bool = False,
-        max_anchor_size: Optional[int] = None,
+        max_anchor_size: int | None = None,
         min_samples_start: int = 100,
         n_covered_ex: int = 4,
         binary_cache_size: int = 10000,
@@ -427,8 +427,8 @@ class GANAnchorImage(AnchorImage):
             stats.update(sampler.stats)
             stats["relaxed_anchors"] = sampler.relaxed_anchors
             anchor = tuple(sorted(int(f) for f in result["feature"]))
-            images, kept = sampler.examples.get(anchor, (np.zeros((0, *image.shape)),
-                                                         np.zeros((0, len(sampler.segment_labels)))))
+            none = (np.zeros((0, *image.shape)), np.zeros((0, len(sampler.segment_labels))))
+            images, kept = sampler.examples.get(anchor, none)
             explanation.data["gan_samples"] = {"images": images, "kept_superpixels": kept}
         explanation.data["sampler_stats"] = stats
         return explanation

@@ -194,7 +194,8 @@ def _iteration_rows(size: int, device: Any) -> list[tuple[str, float, float]]:
 
 def part_iteration(args: argparse.Namespace) -> None:
     """Cost of one ADMM iteration: the textbook form (allocating ``D^T``, DCT solve, ``D``) vs
-    the solver's in-place padded loop (``captum_latent.attr.grid.PaddedADMMGrid``), same arithmetic."""
+    the solver's in-place padded loop (``captum_latent.attr.grid.PaddedADMMGrid``), same
+    arithmetic."""
     import torch
 
     device = torch.device(args.device)

@@ -120,8 +120,8 @@ def main() -> None:
                 pgd = MimicGAN.pgd(gan.generator, config=config).recover(observed, seed=args.seed)
                 pgd_acc, pgd_psnr = f"{accuracy(pgd.images):.3f}", f"{psnr(pgd.images):.2f}"
             mimic, wall, cpu = _timed(
-                lambda config=config: MimicGAN(gan.generator, config=config).recover(
-                    observed, seed=args.seed), device)
+                lambda config=config, observed=observed: MimicGAN(
+                    gan.generator, config=config).recover(observed, seed=args.seed), device)
             print(f"| {name} | {label} | {accuracy(observed.clamp(0, 1)):.3f} | {pgd_acc} | "
                   f"{accuracy(mimic.images):.3f} | {psnr(observed):.2f} | {pgd_psnr} | "
                   f"{psnr(mimic.images):.2f} | {wall:.1f} | {cpu:.1f} |", flush=True)

@@ -140,7 +140,8 @@ def check_image_array(
     """An Alibi-style channel-last numpy image ``(H, W, C)`` or batch ``(N, H, W, C)``."""
     if isinstance(x, torch.Tensor):
         raise TypeError(
-            f"{name} must be a channel-last numpy array {'(N, H, W, C)' if batched else '(H, W, C)'}"
+            f"{name} must be a channel-last numpy array "
+            f"{'(N, H, W, C)' if batched else '(H, W, C)'}"
             " as in Alibi, got a torch.Tensor; use "
             f"{'x.permute(0, 2, 3, 1)' if batched else 'x.permute(1, 2, 0)'}.cpu().numpy()"
         )

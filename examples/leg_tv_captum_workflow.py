@@ -27,8 +27,8 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from captum.attr import IntegratedGradients, Lime, Saliency, visualization

@@ -84,7 +84,8 @@ def ctx(digits_classifier, digits_gan, digits_data) -> _Context:
 
     def predict(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return torch.softmax(digits_classifier(torch.as_tensor(x).permute(0, 3, 1, 2)), 1).numpy()
+            images = torch.as_tensor(x).permute(0, 3, 1, 2)
+            return torch.softmax(digits_classifier(images), 1).numpy()
 
     image = digits_data.test.images[0]
     context = _Context(classifier, generator, predict, image.permute(1, 2, 0).numpy(), image,
@@ -116,10 +117,12 @@ V, T = ValueError, TypeError
 # (id, call, expected exception, regex the message must match)
 CASES: list[tuple[str, Callable[[_Context], Any], type, str]] = [
     # -- LEG / LEG-TV (Captum: channel-first tensors) ------------------------------------
-    ("leg-rank-2", lambda c: c.leg().attribute(c.batch[0, 0], target=0), V, r"inputs.*\(N, C, H, W\)"),
+    ("leg-rank-2", lambda c: c.leg().attribute(c.batch[0, 0], target=0), V,
+     r"inputs.*\(N, C, H, W\)"),
     ("leg-channel-last", lambda c: c.leg().attribute(c.batch.permute(0, 2, 3, 1), target=0), V,
      r"inputs.*channel-last"),
-    ("leg-numpy", lambda c: c.leg().attribute(c.batch.numpy(), target=0), T, r"inputs.*torch.Tensor"),
+    ("leg-numpy", lambda c: c.leg().attribute(c.batch.numpy(), target=0), T,
+     r"inputs.*torch.Tensor"),
     ("leg-int-dtype", lambda c: c.leg().attribute((c.batch * 16).long(), target=0), T,
      r"inputs.*floating"),
     ("leg-nan", lambda c: c.leg().attribute(_nan(c.batch), target=0), V, r"inputs.*NaN"),
@@ -211,7 +214,8 @@ CASES: list[tuple[str, Callable[[_Context], Any], type, str]] = [
     ("disc-nan", lambda c: c.disc().explain(_nan(torch.as_tensor(c.image_hwc)).numpy()[None]), V,
      r"X.*NaN"),
     ("disc-range-255", lambda c: c.disc().explain(c.image_hwc[None] * 255), V, r"X.*\[0, 1\]"),
-    ("disc-empty", lambda c: c.disc().explain(np.zeros((0, 28, 28, 1), np.float32)), V, r"X.*empty"),
+    ("disc-empty", lambda c: c.disc().explain(np.zeros((0, 28, 28, 1), np.float32)), V,
+     r"X.*empty"),
     ("disc-model", lambda c: DISC("model"), T, r"predictor_model"),
     ("disc-generator-rank", lambda c: DISCGenerator(c.classifier).generate(c.batch[0], 1), V,
      r"queries.*\(B, C, H, W\)"),

@@ -41,7 +41,8 @@ def _quadrants(image: np.ndarray) -> np.ndarray:
 def test_gan_anchor_image(digits_classifier, digits_gan, images) -> None:
     def predict(x):
         with torch.no_grad():
-            return torch.softmax(digits_classifier(torch.as_tensor(x).permute(0, 3, 1, 2)), 1).numpy()
+            images = torch.as_tensor(x).permute(0, 3, 1, 2)
+            return torch.softmax(digits_classifier(images), 1).numpy()
 
     image = images[0].permute(1, 2, 0).numpy()
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from captum_latent.zoo.dep import DEPClassifier
 from captum_latent.generative import DiverseEncoder, GaussianPrior, PGANPrior
 from captum_latent.generative.priors import PGANConfig
 from captum_latent.persistence import load_module, read_state_dict, save_module
+from captum_latent.zoo.dep import DEPClassifier
 from captum_latent.zoo.models import DCGANGenerator, SmallCNN
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, TypeVar
 
 import torch
 from captum._utils.typing import TargetType
@@ -94,14 +94,14 @@ class _Call:
     feature_mask: Any
     n_samples: int
     sigma2: Any
-    perturbations_per_eval: Optional[int]
+    perturbations_per_eval: int | None
     show_progress: bool
-    grid_size: Optional[tuple[int, int]]
+    grid_size: tuple[int, int] | None
     channel_reduction: str
     contrast_target: TargetType
     return_input_shape: bool
-    seed: Optional[int]
-    generator: Optional[torch.Generator]
+    seed: int | None
+    generator: torch.Generator | None
 
     @classmethod
     def of(cls, arguments: Mapping[str, Any]) -> _Call:

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import torch
 from torch import Tensor
@@ -126,7 +126,7 @@ class _SpectralFactor:
 
     source: Tensor  # the spectrum as given (to recognise it again)
     spectrum: Tensor  # (h, w) s_k
-    scalar: Optional[float]  # s when Sigma = s I (products are then scalings)
+    scalar: float | None  # s when Sigma = s I (products are then scalings)
     p_sigma: Tensor  # (h, w) eigenvalues of P Sigma: s_k / lambda_k, 0 on the constant
     k_inv: Tensor  # (h, w) eigenvalues of (K + mu 11^T / p)^{-1}
     kappa: float

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -49,7 +49,7 @@ class _Layout:
     """One input tensor ``(B, C, H, W)`` and its saliency cells."""
 
     x: Tensor
-    grid: Optional[tuple[int, int]] = None
+    grid: tuple[int, int] | None = None
     cells: list[_CellOps] = field(default_factory=list)  # one per example (or one shared)
 
     @property

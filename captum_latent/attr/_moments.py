@@ -10,7 +10,7 @@ call). All perturbations are drawn before any evaluation, so the result does not
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import torch
 from captum._utils.common import _format_additional_forward_args
@@ -65,7 +65,7 @@ def _check_model_and_targets(
     args: Any,
     target: Any,
     contrast_target: Any,
-) -> tuple[Optional[list[Any]], Optional[list[Any]]]:
+) -> tuple[list[Any] | None, list[Any] | None]:
     """Before the perturbation loop: the inputs sit on the model's device, and every example's
     target indexes the model's output (checked on one probe call with the first example).
     Returns the per-example targets and contrast targets (``None`` where not given)."""
@@ -138,8 +138,8 @@ def _select_rows(out: Tensor, rows: list[Any]) -> Tensor:
 def _scalar_outputs(
     forward_func: Callable[..., Any],
     xs: tuple[Tensor, ...],
-    targets: Optional[list[Any]],
-    contrasts: Optional[list[Any]],
+    targets: list[Any] | None,
+    contrasts: list[Any] | None,
     args: Any,
     output_transform: str,
     when: str = "",
@@ -204,13 +204,13 @@ def _responses(
     layouts: list[Any],
     z: list[Any],
     scales: list[float],
-    targets: Optional[list[Any]],
-    contrasts: Optional[list[Any]],
+    targets: list[Any] | None,
+    contrasts: list[Any] | None,
     args: Any,
     perturbations_per_eval: int,
     output_transform: str,
-    progress: Optional[Any] = None,
-    f0: Optional[Tensor] = None,
+    progress: Any | None = None,
+    f0: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """``(y~, f0)``: ``y~ = f(x0 + scale * up(z)) - f(x0)``, ``(B, n)`` float64, from
     vectorised model calls (each sees ``perturbations_per_eval`` perturbed copies of every
@@ -273,7 +273,7 @@ def _moments(yt: Tensor, z: list[Any], scales: list[float]) -> list[list[Tensor]
     return out
 
 
-def _repeat(rows: Optional[list[Any]], copies: int) -> Optional[list[Any]]:
+def _repeat(rows: list[Any] | None, copies: int) -> list[Any] | None:
     return None if rows is None else [t for t in rows for _ in range(copies)]
 
 

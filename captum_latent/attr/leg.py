@@ -7,7 +7,7 @@ import inspect
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable
 
 import torch
 from captum._utils.typing import TargetType
@@ -94,7 +94,7 @@ class LEG(PerturbationAttribution):
     def __init__(
         self,
         forward_func: Callable[..., Any],
-        perturbation: Optional[PerturbationScheme] = None,
+        perturbation: PerturbationScheme | None = None,
         output_transform: str = "none",
     ) -> None:
         if not callable(forward_func):
@@ -118,15 +118,15 @@ class LEG(PerturbationAttribution):
         *,
         feature_mask: Any = None,
         n_samples: int = 500,
-        sigma2: Union[float, str] = "auto",
-        perturbations_per_eval: Optional[int] = None,
+        sigma2: float | str = "auto",
+        perturbations_per_eval: int | None = None,
         show_progress: bool = False,
-        grid_size: Optional[tuple[int, int]] = None,
+        grid_size: tuple[int, int] | None = None,
         channel_reduction: str = "auto",
         contrast_target: TargetType = None,
         return_input_shape: bool = True,
-        seed: Optional[int] = None,
-        generator: Optional[torch.Generator] = None,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
     ) -> Any:
         """Attribute ``f_target`` (minus ``f_contrast_target`` if given, Eq. 1) to the inputs.
 

@@ -6,7 +6,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Union
 
 import torch
 from captum._utils.typing import TargetType
@@ -48,7 +48,7 @@ def theoretical_bound(shape: tuple[int, int], n_samples: int, epsilon: float = 0
     return math.sqrt(2.0 * _pinv_l1_norm(shape) * math.log(p / epsilon) / n_samples)
 
 
-def _check_penalty(penalty: str, k_l: float, l_value: Optional[float]) -> float:
+def _check_penalty(penalty: str, k_l: float, l_value: float | None) -> float:
     """Validate the penalty arguments; the number the LP builder uses (``k_l`` or ``L``)."""
     if penalty not in ("relative", "theory", "absolute"):
         raise ValueError(f"penalty must be 'relative', 'theory' or 'absolute', got {penalty!r}")
@@ -198,9 +198,9 @@ class LEGTV(LEG):
     def __init__(
         self,
         forward_func: Callable[..., Any],
-        perturbation: Optional[PerturbationScheme] = None,
+        perturbation: PerturbationScheme | None = None,
         output_transform: str = "none",
-        solver: Optional[TVSolver] = None,
+        solver: TVSolver | None = None,
     ) -> None:
         super().__init__(forward_func, perturbation, output_transform)
         if solver is not None and not isinstance(solver, (FastTVSolver, CvxpyTVSolver)):
@@ -245,19 +245,19 @@ class LEGTV(LEG):
         *,
         feature_mask: Any = None,
         n_samples: int = 500,
-        sigma2: Union[float, str] = "auto",
-        perturbations_per_eval: Optional[int] = None,
+        sigma2: float | str = "auto",
+        perturbations_per_eval: int | None = None,
         show_progress: bool = False,
-        grid_size: Optional[tuple[int, int]] = None,
+        grid_size: tuple[int, int] | None = None,
         channel_reduction: str = "auto",
         contrast_target: TargetType = None,
         return_input_shape: bool = True,
-        seed: Optional[int] = None,
-        generator: Optional[torch.Generator] = None,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
         k_l: float = 0.1,
         penalty: str = "relative",
         epsilon: float = 0.05,
-        l_value: Optional[float] = None,
+        l_value: float | None = None,
         return_certificate: bool = False,
         return_convergence_delta: bool = False,
     ) -> Any:
@@ -344,16 +344,16 @@ class LEGTV(LEG):
         *,
         feature_mask: Any = None,
         n_samples: int = 500,
-        sigma2: Union[float, str] = "auto",
-        perturbations_per_eval: Optional[int] = None,
+        sigma2: float | str = "auto",
+        perturbations_per_eval: int | None = None,
         show_progress: bool = False,
-        grid_size: Optional[tuple[int, int]] = None,
+        grid_size: tuple[int, int] | None = None,
         channel_reduction: str = "auto",
         contrast_target: TargetType = None,
         return_input_shape: bool = True,
-        seed: Optional[int] = None,
-        generator: Optional[torch.Generator] = None,
-        k_l_grid: Union[int, Sequence[float]] = 10,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+        k_l_grid: int | Sequence[float] = 10,
     ) -> LEGTVPath:
         """The whole solution path over relative penalties (one set of model evaluations).
 
@@ -496,7 +496,7 @@ class LEGTV(LEG):
 
     def _problem(
         self, flat: Tensor, sigma2: float, bound: Tensor
-    ) -> Union[StructuredTVProblem, GeneralTVProblem]:
+    ) -> StructuredTVProblem | GeneralTVProblem:
         """The LP of every (example, channel) map of ``flat`` ``(B*C, h, w)`` at penalties
         ``bound`` ``(B*C,)``."""
         grid = (flat.shape[1], flat.shape[2])
@@ -519,7 +519,7 @@ class LEGTV(LEG):
     def _with_mean(
         self,
         solution: TVSolution,
-        problem: Union[StructuredTVProblem, GeneralTVProblem],
+        problem: StructuredTVProblem | GeneralTVProblem,
         flat: Tensor,
         sigma2: float,
     ) -> Tensor:

@@ -11,7 +11,7 @@ instead of a dense matrix, so they are solved at any grid size.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -46,9 +46,9 @@ class PerturbationScheme:
         n: int,
         shape: tuple[int, int],
         sigma2: float,
-        generator: Optional[torch.Generator] = None,
+        generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float64,
-        device: Optional[torch.device | str] = None,
+        device: torch.device | str | None = None,
     ) -> Tensor:
         """Draw ``n`` perturbations, shape ``(n, h, w)``."""
         sigma2 = _check_sigma2(sigma2)

@@ -19,7 +19,7 @@ A general covariance is a dense ``(p, p)`` tensor or, when the 2-D DCT-II diagon
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -86,8 +86,8 @@ class StructuredTVProblem:
         cls,
         b: Tensor,
         sigma2: float,
-        k_l: Optional[float] = None,
-        bound: Optional[Tensor] = None,
+        k_l: float | None = None,
+        bound: Tensor | None = None,
     ) -> StructuredTVProblem:
         """Build from the moment map ``b = mean_i(y_i z_i)`` of shape ``(B, h, w)``.
 
@@ -150,7 +150,7 @@ class SpectralCovariance:
         shape: tuple[int, int],
         sigma2: float,
         dtype: torch.dtype = torch.float64,
-        device: Optional[torch.device | str] = None,
+        device: torch.device | str | None = None,
     ) -> SpectralCovariance:
         """``sigma2 * I`` on an ``(h, w)`` grid."""
         return cls(torch.full(tuple(shape), float(sigma2), dtype=dtype, device=device))
@@ -200,7 +200,7 @@ class GeneralTVProblem:
     """
 
     b: Tensor
-    covariance: Union[Tensor, SpectralCovariance]
+    covariance: Tensor | SpectralCovariance
     bound: Tensor
 
     def __post_init__(self) -> None:

@@ -24,7 +24,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Union
 
 import numpy as np
 import torch
@@ -45,7 +45,7 @@ from captum_latent.attr.tv_problem import (
 TVProblem = Union[StructuredTVProblem, GeneralTVProblem]
 
 
-def _covariance_matrix(cov: Union[Tensor, SpectralCovariance]) -> object:
+def _covariance_matrix(cov: Tensor | SpectralCovariance) -> object:
     """A general problem's covariance for cvxpy: ``s I`` as a sparse matrix, any other
     spectral covariance as its dense matrix, a dense one as it is (numpy, float64)."""
     import scipy.sparse as sp
@@ -256,12 +256,12 @@ class FastTVSolver:
         max_iter: int = 20000,
         check_every: int = 25,
         alpha: float = 1.6,
-        rho: Optional[float] = None,
+        rho: float | None = None,
         adaptive: bool = False,
         polish: bool = True,
         polish_every: int = 8,
         polish_max_pixels: int = 64 * 64,
-        cpu_threads: Optional[int] = None,
+        cpu_threads: int | None = None,
         average_every: int = 5,
         max_dense_pixels: int = _MAX_DENSE_PIXELS,
     ) -> None:
@@ -298,7 +298,7 @@ class FastTVSolver:
         self._factor = None  # the last general covariance's factorisation (reused)
 
     def solve(
-        self, problem: TVProblem, warm_start: Optional[_ADMMState] = None
+        self, problem: TVProblem, warm_start: _ADMMState | None = None
     ) -> TVSolution:
         """Solve a batch of structured or general problems (see the class docstring)."""
         threads = self.cpu_threads
@@ -316,7 +316,7 @@ class FastTVSolver:
             torch.set_num_threads(previous)
 
     def _solve(
-        self, problem: TVProblem, warm_start: Optional[_ADMMState] = None
+        self, problem: TVProblem, warm_start: _ADMMState | None = None
     ) -> TVSolution:
         if isinstance(problem, GeneralTVProblem):
             maps, fields = _solve_general(self, problem, warm_start)

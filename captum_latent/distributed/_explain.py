@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sized
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 import numpy as np
 
@@ -46,15 +46,15 @@ _FINGERPRINT_FIELDS = ("n_items", "images_sha256", "explainer", "weights_sha256"
 def explain_dataset(
     explainer: Any,
     images: Any,
-    out: Optional[Union[str, os.PathLike]] = None,
+    out: str | os.PathLike | None = None,
     *,
     backend: str = "local",
-    explain_kwargs: Optional[Mapping[str, Any]] = None,
-    per_item_kwargs: Optional[Mapping[str, Any]] = None,
-    seed: Optional[int] = 0,
-    chunk_size: Optional[int] = None,
-    num_workers: Optional[int] = None,
-    resources_per_worker: Optional[dict] = None,
+    explain_kwargs: Mapping[str, Any] | None = None,
+    per_item_kwargs: Mapping[str, Any] | None = None,
+    seed: int | None = 0,
+    chunk_size: int | None = None,
+    num_workers: int | None = None,
+    resources_per_worker: dict | None = None,
     device: Any = None,
     overwrite: bool = False,
     retry_failed: bool = False,
@@ -209,7 +209,7 @@ class _Job:
     fixed: dict
     varying: dict
     min_chunk: int
-    resources_per_worker: Optional[dict]
+    resources_per_worker: dict | None
 
 
 @dataclass(frozen=True)
@@ -254,7 +254,7 @@ def _validate(explainer: Any, images: Any, backend: Any, explain_kwargs: Any,
     return _Job(adapter, items, fixed, varying, min_chunk, resources_per_worker)
 
 
-def _prepare_directory(out: Any) -> Optional[Path]:
+def _prepare_directory(out: Any) -> Path | None:
     """The run directory, created when missing (``None``: results stay in memory)."""
     if out is None:
         return None
@@ -265,8 +265,8 @@ def _prepare_directory(out: Any) -> Optional[Path]:
     return directory
 
 
-def _plan(job: _Job, directory: Optional[Path], seed: Optional[int],
-          chunk_size: Optional[int], overwrite: bool, retry_failed: bool) -> _Plan:
+def _plan(job: _Job, directory: Path | None, seed: int | None,
+          chunk_size: int | None, overwrite: bool, retry_failed: bool) -> _Plan:
     """Fingerprint the run, open (or resume) its directory and list the work left (step 2)."""
     adapter, n = job.adapter, len(job.items)
     existing = _existing_manifest(directory)
@@ -295,7 +295,7 @@ def _plan(job: _Job, directory: Optional[Path], seed: Optional[int],
     return _Plan(store, manifest, units, int((state != 0).sum()))
 
 
-def _execute(job: _Job, plan: _Plan, backend: str, num_workers: Optional[int],
+def _execute(job: _Job, plan: _Plan, backend: str, num_workers: int | None,
              show_progress: bool) -> tuple[bool, dict]:
     """Run the units here or on Ray, storing each finished part (step 3); returns whether the
     run was interrupted, and its statistics."""
@@ -332,7 +332,7 @@ def _execute(job: _Job, plan: _Plan, backend: str, num_workers: Optional[int],
             progress.close()
 
 
-def _report_interrupt(result: DatasetExplanation, n: int, directory: Optional[Path],
+def _report_interrupt(result: DatasetExplanation, n: int, directory: Path | None,
                       on_interrupt: str) -> None:
     """Step 4 of an interrupted run: raise or warn, saying what was kept."""
     where = f"saved in {directory}" if directory is not None else "kept in memory"
@@ -436,7 +436,7 @@ def _manifest(adapter: ExplainerAdapter, items: Items, images_sha256: str, seed:
     }
 
 
-def _existing_manifest(directory: Optional[Path]) -> Optional[dict]:
+def _existing_manifest(directory: Path | None) -> dict | None:
     if directory is None:
         return None
     if (directory / MANIFEST).exists():
@@ -450,7 +450,7 @@ def _existing_manifest(directory: Optional[Path]) -> Optional[dict]:
     return None
 
 
-def _open_run(directory: Path, existing: Optional[dict], manifest: dict,
+def _open_run(directory: Path, existing: dict | None, manifest: dict,
               overwrite: bool) -> dict:
     clean_temporary(directory)
     if existing is not None and existing.get("fingerprint") != manifest["fingerprint"]:

@@ -6,7 +6,7 @@ import os
 import time
 import warnings
 from collections import deque
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from captum_latent.adapters import Data, ExplainerAdapter, Items
 from captum_latent.distributed._storage import Part
@@ -28,7 +28,7 @@ def import_ray() -> Any:
 class _Worker:
     """A Ray actor: unpickles the explainer once, then explains units of the shared items."""
 
-    def __init__(self, payload: bytes, data: Data, threads: Optional[int]) -> None:
+    def __init__(self, payload: bytes, data: Data, threads: int | None) -> None:
         import sys
 
         import ray.cloudpickle
@@ -45,7 +45,7 @@ class _Worker:
         return run_unit(self.adapter, self.items.chunk(unit.start, unit.stop), unit)
 
 
-def check_resources(resources: Optional[dict]) -> Optional[dict]:
+def check_resources(resources: dict | None) -> dict | None:
     if resources is None:
         return None
     if not isinstance(resources, dict):
@@ -61,7 +61,7 @@ def check_resources(resources: Optional[dict]) -> Optional[dict]:
     return dict(resources)
 
 
-def ensure_ray(num_workers: Optional[int], resources: Optional[dict]) -> bool:
+def ensure_ray(num_workers: int | None, resources: dict | None) -> bool:
     """Start a local Ray if none is running; True when this call started it."""
     ray = import_ray()
     if ray.is_initialized():
@@ -73,7 +73,7 @@ def ensure_ray(num_workers: Optional[int], resources: Optional[dict]) -> bool:
     return True
 
 
-def plan_workers(num_workers: Optional[int], resources: Optional[dict],
+def plan_workers(num_workers: int | None, resources: dict | None,
                  n_units: int) -> tuple[int, dict]:
     """``(num_workers, actor resources)``: one actor per GPU when the cluster has GPUs, else
     one per CPU; never more actors than units of work."""
@@ -99,7 +99,7 @@ def run_ray(
     sink: Callable[[Part], None],
     num_workers: int,
     resources: dict,
-    stats: Optional[dict] = None,
+    stats: dict | None = None,
 ) -> bool:
     """Run ``units`` on ``num_workers`` actors; parts go to ``sink`` in unit order.
 

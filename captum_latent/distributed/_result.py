@@ -6,7 +6,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Union
 
 import numpy as np
 
@@ -49,7 +48,7 @@ class DatasetExplanation:
     failed: dict[int, str]
     interrupted: bool
     n_items: int
-    out: Optional[Path]
+    out: Path | None
     manifest: dict
     seconds: np.ndarray
     stats: dict = field(default_factory=dict)
@@ -105,7 +104,7 @@ def summarise(store: Store, manifest: dict, interrupted: bool, stats: dict) -> D
     )
 
 
-def load_results(out: Union[str, os.PathLike]) -> DatasetExplanation:
+def load_results(out: str | os.PathLike) -> DatasetExplanation:
     """Open a run directory written by `explain_dataset` (finished or not).
 
     Parameters

@@ -25,7 +25,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 import numpy as np
 
@@ -46,8 +46,8 @@ class Part:
 
     start: int
     stop: int
-    records: list[Optional[Record]] = field(default_factory=list)
-    errors: list[Optional[str]] = field(default_factory=list)
+    records: list[Record | None] = field(default_factory=list)
+    errors: list[str | None] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     done: int = 0  # items filled so far (while a worker fills it)
 
@@ -96,7 +96,8 @@ def read_manifest(directory: Path) -> dict:
     try:
         manifest = json.loads(path.read_text())
     except FileNotFoundError:
-        raise FileNotFoundError(f"{directory} holds no explain_dataset run ({MANIFEST} missing)")
+        raise FileNotFoundError(
+            f"{directory} holds no explain_dataset run ({MANIFEST} missing)") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{path} is not valid JSON: {e}") from e
     if manifest.get("format") != FORMAT:
@@ -111,7 +112,7 @@ def write_part(directory: Path, part: Part) -> None:
     arrays: dict[str, np.ndarray] = {}
     entries = []
     for record, error, seconds in zip(part.records, part.errors, part.seconds):
-        keys: dict[str, Optional[str]] = {}
+        keys: dict[str, str | None] = {}
         if error is None and record is not None:
             for key, value in record.items():
                 if value is None:
@@ -154,7 +155,7 @@ def list_parts(directory: Path) -> list[tuple[int, int, Path]]:
         if m:
             found.append((int(m.group(1)), int(m.group(2)), path))
     found.sort()
-    for (s0, e0, p0), (s1, _, p1) in zip(found, found[1:]):
+    for (_s0, e0, p0), (s1, _, p1) in zip(found, found[1:]):
         if s1 < e0:
             raise ValueError(f"{p0.name} and {p1.name} overlap: the directory was edited by hand "
                              "or by two runs at once; remove one of them")
@@ -227,7 +228,7 @@ class RunLock:
 class Store:
     """Where finished parts go: a run directory, or memory when ``out`` is None."""
 
-    def __init__(self, directory: Optional[Path]) -> None:
+    def __init__(self, directory: Path | None) -> None:
         self.directory = directory
         self._parts: dict[int, Part] = {}  # memory store: start -> part
 
@@ -245,11 +246,11 @@ class Store:
             for s in starts:
                 self._parts.pop(s, None)
             return
-        for start, stop, path in list_parts(self.directory):
+        for start, _stop, path in list_parts(self.directory):
             if start in starts:
                 path.unlink()
 
-    def parts_meta(self) -> list[tuple[int, int, Union[Path, Part]]]:
+    def parts_meta(self) -> list[tuple[int, int, Path | Part]]:
         if self.directory is None:
             return [(p.start, p.stop, p) for _, p in sorted(self._parts.items())]
         return [(s, e, p) for s, e, p in list_parts(self.directory)]
@@ -294,7 +295,7 @@ class ResultSequence(Sequence):
         meta = store.parts_meta()
         self._starts = [s for s, _, _ in meta]
         self._meta = meta
-        self._cache: tuple[int, Optional[Part]] = (-1, None)
+        self._cache: tuple[int, Part | None] = (-1, None)
 
     def __len__(self) -> int:
         return self._n
@@ -307,7 +308,7 @@ class ResultSequence(Sequence):
             self._cache = (k, part)
         return part
 
-    def _get(self, i: int) -> Optional[Record]:
+    def _get(self, i: int) -> Record | None:
         k = bisect.bisect_right(self._starts, i) - 1
         if k < 0 or i >= self._meta[k][1]:
             return None

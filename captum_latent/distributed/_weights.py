@@ -14,7 +14,7 @@ import functools
 import hashlib
 import types
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -70,7 +70,7 @@ def _is_users(function: types.FunctionType) -> bool:
 
 def _cell_is_set(cell: types.CellType) -> bool:
     try:
-        cell.cell_contents
+        cell.cell_contents  # noqa: B018 - reading it raises on an empty cell
     except ValueError:  # an empty cell (a closure variable not assigned yet)
         return False
     return True
@@ -111,7 +111,7 @@ def find_modules(obj: Any, max_depth: int = _MAX_DEPTH) -> list[nn.Module]:
     return found
 
 
-def weights_hash(obj: Any) -> Optional[str]:
+def weights_hash(obj: Any) -> str | None:
     """SHA-256 of the weights (parameters and buffers) of every model behind ``obj``.
 
     ``None`` when no model is found (a plain function, or a model out of reach, such as a

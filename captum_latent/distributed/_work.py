@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from captum_latent.adapters import Data, ExplainerAdapter, to_record
 from captum_latent.distributed._storage import Part
@@ -28,8 +28,8 @@ def run_unit(
     adapter: ExplainerAdapter,
     items: Data,
     unit: Unit,
-    part: Optional[Part] = None,
-    on_item: Optional[Callable[[int], Any]] = None,
+    part: Part | None = None,
+    on_item: Callable[[int], Any] | None = None,
 ) -> Part:
     """Explain ``items`` (the unit's items) into ``part``, item by item.
 

@@ -70,7 +70,8 @@ def test_explainer_save_method_and_loading_in_a_fresh_process(tmp_path, predict,
         f"""
         import numpy as np
         from alibi.saving import load_explainer  # alibi_ext is not imported first
-        e = load_explainer({str(tmp_path / 'saved')!r}, predictor=lambda x: np.ones((len(x), 10)) / 10)
+        e = load_explainer({str(tmp_path / 'saved')!r},
+                           predictor=lambda x: np.ones((len(x), 10)) / 10)
         print(type(e).__name__, type(e.generator).__name__, e.xi, e.seed)
         """
     )

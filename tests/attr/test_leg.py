@@ -167,8 +167,8 @@ def test_solution_path_is_monotone_and_warm_started():
     model = _Linear(_weights())
     x = _x(batch=1)
     path = LEGTV(model).attribute_path(
-        x, target=0, n_samples=200, seed=0, k_l_grid=[1.0, 0.3, 0.1, 0.03], return_input_shape=False,
-        grid_size=(12, 12),
+        x, target=0, n_samples=200, seed=0, k_l_grid=[1.0, 0.3, 0.1, 0.03],
+        return_input_shape=False, grid_size=(12, 12),
     )
     assert isinstance(path, LEGTVPath)
     assert path.attributions.shape == (4, 1, 1, 12, 12)

@@ -7,6 +7,7 @@ import torch
 from toys import ToyGenerator, devices
 
 from captum_latent.core import (
+    Adam,
     CallableObjective,
     Clip,
     LatentSearch,
@@ -15,7 +16,6 @@ from captum_latent.core import (
     MatchedThresholds,
     Reconstruction,
     RMSprop,
-    Adam,
     sample_thresholds,
 )
 
@@ -238,7 +238,8 @@ def test_search_works_under_no_grad():
 
     from captum_latent.core import LatentSearch, LossThreshold, Reconstruction
 
-    g = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Unflatten(1, (1, 2, 4)))
+    g = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(),
+                            torch.nn.Unflatten(1, (1, 2, 4)))
     target = g(torch.randn(2, 3, generator=torch.Generator().manual_seed(0))).detach()
     with torch.no_grad():
         result = LatentSearch(g, latent_dim=3, max_iterations=300).search(

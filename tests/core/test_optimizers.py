@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from captum_latent.core import RMSprop, Adam
+from captum_latent.core import Adam, RMSprop
 
 
 def _grad(z: torch.Tensor) -> torch.Tensor:

@@ -33,7 +33,8 @@ class _MemoryLimitedGenerator(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         self.batches.append(len(z))
         if len(z) > self.limit and self.where == "forward":
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+            raise torch.OutOfMemoryError(
+                "CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
         out = self.inner(z)
         if len(z) > self.limit and self.where == "backward" and z.requires_grad:
             out = _RaisesInBackward.apply(out)

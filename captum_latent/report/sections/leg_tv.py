@@ -215,8 +215,8 @@ def leg_tv_section(writer: SectionWriter) -> None:
         sal_r = Saliency(random_model).attribute(xi.clone().requires_grad_(), target=t, abs=False)
         sanity_rows.append([i, spread(rand_map) / spread(trained_maps[i]), spread(sal_r) /
                             spread(sal)])
-    writer.table(sanity_rows, ["image", "LEG-TV: randomised / trained", "Saliency: randomised / "
-                               "trained"],
+    writer.table(sanity_rows, ["image", "LEG-TV: randomised / trained", ("Saliency: randomised / "
+                               "trained")],
                  caption="Sanity check (paper §5.1): size (max |map - mean|) of the map after "
                  "re-drawing the logit layer, relative to the trained model's, at the trained "
                  "model's LEG-TV penalty (K_L = 0.1, logits). 0 means a flat map.")

@@ -37,7 +37,9 @@ def queries(digits_data, digits_classifier):
 @pytest.fixture(scope="module")
 def found(digits_gan, digits_classifier, queries):
     x, t = queries
-    prior = GeneratorPrior(digits_gan.generator, reversal_steps=100, max_steps=150)
+    # 0.999 rather than the default 0.9999: on some retrained zoos the image shown (the query
+    # where little changed) rarely reaches 0.9999, and these tests check that searches stop
+    prior = GeneratorPrior(digits_gan.generator, reversal_steps=100, target_probability=0.999)
     return prior, prior.counterfactuals(digits_classifier, x, t, torch.Generator().manual_seed(0))
 
 

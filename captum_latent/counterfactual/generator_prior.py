@@ -24,6 +24,7 @@ from torch import nn
 
 from captum_latent.core import Adam, LatentSearch, Objective, Reconstruction, StopRule
 from captum_latent.persistence import module_from_record, module_record
+from captum_latent.validation import check_image_tensor, class_scores
 
 __all__ = ["GeneratorPrior", "LatentCounterfactuals"]
 
@@ -111,6 +112,21 @@ def _probability(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
         raise ValueError(f"{name} must be a probability in (0, 1), got {value!r}")
     return float(value)
+
+
+def _check_targets(targets: object, n: int, n_classes: int) -> torch.Tensor:
+    """One class index per query, each in ``[0, n_classes)``."""
+    if not isinstance(targets, torch.Tensor) or targets.is_floating_point() or \
+            targets.is_complex() or targets.dtype == torch.bool:
+        raise TypeError(f"targets must be an integer torch.Tensor of class indices, got "
+                        f"{getattr(targets, 'dtype', type(targets).__name__)}")
+    if tuple(targets.shape) != (n,):
+        raise ValueError(f"targets must have shape ({n},), one class per query, got "
+                         f"{tuple(targets.shape)}")
+    if n and (int(targets.min()) < 0 or int(targets.max()) >= n_classes):
+        raise ValueError(f"targets must be class indices in [0, {n_classes}) (the classifier's "
+                         f"classes), got values in [{int(targets.min())}, {int(targets.max())}]")
+    return targets.long()
 
 
 def _count(name: str, value: int) -> int:
@@ -273,15 +289,24 @@ class GeneratorPrior:
         """Counterfactuals of ``queries`` (``(B, C, H, W)``) for ``targets`` (``(B,)``).
 
         ``generator`` is a CPU ``torch.Generator`` (reversal starts); the classifier is used as
-        given and must live on the prior's device.
+        given and must live on the prior's device. Bad input (queries of another shape than the
+        generator's images or with NaN, targets that are not one class index per query of the
+        classifier's classes) is a ``ValueError`` or ``TypeError``.
         """
         device = self.search.device
-        if tuple(queries.shape[1:]) != tuple(self.search.image_shape):
+        if isinstance(queries, torch.Tensor) and queries.dim() == 4 and \
+                tuple(queries.shape[1:]) != tuple(self.search.image_shape):
             raise ValueError(
                 f"queries have shape {tuple(queries.shape[1:])} per image but the generator "
                 f"makes {tuple(self.search.image_shape)}"
             )
-        queries, targets = queries.to(device), targets.to(device)
+        check_image_tensor("queries", queries, chw=self.search.image_shape)
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        queries = queries.to(device)
+        n_classes = class_scores("classifier", classifier, queries[:1],
+                                 when="(one query, counting its classes)").shape[1]
+        targets = _check_targets(targets, len(queries), n_classes).to(device)
         b, k = len(queries), self.starts
         search_gen = torch.Generator(device).manual_seed(
             int(torch.randint(0, 2**62, (1,), generator=generator)))

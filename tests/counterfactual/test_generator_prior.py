@@ -129,6 +129,19 @@ def test_bad_uses_are_refused(digits_gan, digits_classifier, queries):
     with pytest.raises(ValueError, match="generator makes"):
         prior.counterfactuals(digits_classifier, torch.zeros(2, 1, 14, 14), t[:2],
                               torch.Generator())
+    nan = x[:2].clone()
+    nan[0, 0, 0, 0] = float("nan")
+    for queries, targets, error, match in [
+            (nan, t[:2], ValueError, "NaN"),
+            (x[:2].numpy(), t[:2], TypeError, "torch.Tensor"),
+            (x[:2], t[:2].float(), TypeError, "integer"),
+            (x[:2], t[:1], ValueError, r"shape \(2,\)"),
+            (x[:2], torch.tensor([3, 10]), ValueError, r"\[0, 10\)"),
+            (x[:2], torch.tensor([-1, 3]), ValueError, r"\[0, 10\)")]:
+        with pytest.raises(error, match=match):
+            prior.counterfactuals(digits_classifier, queries, targets, torch.Generator())
+    with pytest.raises(TypeError, match="torch.Generator"):
+        prior.counterfactuals(digits_classifier, x[:2], t[:2], 0)
     with pytest.raises(TypeError, match="ImagePrior or a GeneratorPrior"):
         DISCGenerator(digits_classifier, prior=digits_gan.generator)
     assert isinstance(DISCGenerator(digits_classifier, prior=TVL2Prior()).prior, TVL2Prior)

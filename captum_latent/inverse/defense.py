@@ -195,7 +195,7 @@ class MimicGANDefense(nn.Module):
                                      device=mimicgan.device)
         self.seed = seed
         self.on_untrusted = on_untrusted
-        _, confidence = self._read(mimicgan._prior_images())
+        _, confidence = self._read(mimicgan.prior_images())
         self.clear_confidence = float(confidence.median())
         self.surrogate: nn.Module | None = None
         self.error_threshold: float | None = None

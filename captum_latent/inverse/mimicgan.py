@@ -374,9 +374,20 @@ class MimicGAN:
         below = torch.searchsorted(self._radii, radius).float() / len(self._radii)
         return (2 * torch.minimum(below, 1 - below)).clamp(1 / len(self._radii), 1.0)
 
-    def _prior_images(self) -> torch.Tensor:
-        """256 images of prior draws (fixed seed; the caller's RNGs untouched), for surrogates
-        that start from the observations' statistics against the generator's."""
+    def prior_images(self) -> torch.Tensor:
+        """``(256, C, H, W)`` images of prior draws through the code box (a fixed seed, made
+        once; the caller's RNGs untouched): what the generator typically makes. Surrogates that
+        start from the observations' statistics compare them with these
+        (``AffineSurrogate.start_from``), and :class:`MimicGANDefense` calibrates its
+        ``clear_confidence`` on them.
+
+        Examples
+        --------
+        >>> from captum_latent import zoo
+        >>> from captum_latent.inverse import MimicGAN
+        >>> MimicGAN(zoo.digits_gan(progress=False).generator).prior_images().shape
+        torch.Size([256, 1, 28, 28])
+        """
         if self._prior_sample is None:
             gen = torch.Generator(self.device).manual_seed(_TYPICALITY_SEED + 1)
             codes = self.search.prior.sample(
@@ -505,7 +516,7 @@ class _Run:
         self.f_hat = copy.deepcopy(template).to(owner.device)
         self.f_hat.train(learnable)
         if learnable and callable(getattr(self.f_hat, "start_from", None)):
-            self.f_hat.start_from(y, owner._prior_images())  # e.g. AffineSurrogate's warp
+            self.f_hat.start_from(y, owner.prior_images())  # e.g. AffineSurrogate's warp
         self.opt = (torch.optim.RMSprop(_parameter_groups(self.f_hat, cfg.lr_surrogate))
                     if learnable else None)
         self.history: list[float] = []

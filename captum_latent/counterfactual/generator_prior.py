@@ -304,8 +304,8 @@ class GeneratorPrior:
         if not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
         queries = queries.to(device)
-        n_classes = class_scores("classifier", classifier, queries[:1],
-                                 when="(one query, counting its classes)").shape[1]
+        n_classes = class_scores("classifier", classifier, queries,
+                                 when="(the queries, counting the classes)").shape[1]
         targets = _check_targets(targets, len(queries), n_classes).to(device)
         b, k = len(queries), self.starts
         search_gen = torch.Generator(device).manual_seed(

@@ -161,8 +161,9 @@ class GeneratorPrior:
         once the classifier gives *that* image the target probability. 0: the generator's image
         everywhere (the query's details are lost, larger changes). With
         ``target_probability``: a higher threshold gives back more of the query and the higher
-        probability makes up for it (against 0.2 and 0.999, the same judge agreement at a
-        smaller change on two retrained zoos: docs/benchmarks.md).
+        probability makes up for it (against 0.2 and 0.999: the same judge agreement at a
+        smaller change on two of three retrained zoos, a smaller change and less agreement on
+        the third: docs/benchmarks.md).
     reversal_codes : int, default 4
         Codes searched per query for the reversal (the best is kept).
     reversal_steps : int, default 200

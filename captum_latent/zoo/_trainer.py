@@ -135,16 +135,18 @@ def fit_minibatches(
     --------
     >>> import torch
     >>> from torch import nn
-    >>> x = torch.rand(40, 1, 4, 4)
-    >>> y = (x.mean((1, 2, 3)) > 0.5).long()  # bright or dark
+    >>> y = torch.arange(40) % 2  # dark (0) or bright (1) images
+    >>> noise = torch.rand(40, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    >>> x = 0.5 * noise + 0.5 * y[:, None, None, None]
     >>> with seeded(0) as gen:
     ...     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
     ...     opt = torch.optim.SGD(model.parameters(), lr=0.5)
     ...     before = F.cross_entropy(model(x), y).item()
     ...     fit_minibatches(model, x, y, lambda xb, yb: F.cross_entropy(model(xb), yb), opt,
     ...                     lambda o, total: torch.optim.lr_scheduler.StepLR(o, total),
-    ...                     epochs=5, batch_size=16, gen=gen, max_shift=1, progress=False)
-    >>> model.training, F.cross_entropy(model(x), y).item() < before
+    ...                     epochs=10, batch_size=16, gen=gen, max_shift=1, progress=False)
+    >>> # the loss halves (at most 0.46 of its start over 100 seeds of data and model)
+    >>> model.training, F.cross_entropy(model(x), y).item() < 0.7 * before
     (False, True)
     """
     if batch_size < 1:

@@ -295,12 +295,6 @@ class GeneratorPrior:
         classifier's classes) is a ``ValueError`` or ``TypeError``.
         """
         device = self.search.device
-        if isinstance(queries, torch.Tensor) and queries.dim() == 4 and \
-                tuple(queries.shape[1:]) != tuple(self.search.image_shape):
-            raise ValueError(
-                f"queries have shape {tuple(queries.shape[1:])} per image but the generator "
-                f"makes {tuple(self.search.image_shape)}"
-            )
         check_image_tensor("queries", queries, chw=self.search.image_shape)
         if not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")

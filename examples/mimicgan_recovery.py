@@ -128,8 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"labels {few_y.tolist()}: classifier on corrupted input {raw_pred.tolist()}, "
           f"defended {defended_pred.tolist()}")
     used = outcome.explained & ~outcome.passed_through
+    repaired = int(outcome.repaired.sum())
     print(f"the classifier saw MimicGAN's recovery for {int(used.sum())} of {len(few)}, PGD's "
-          f"for {int((~outcome.explained).sum())}, the observation itself for "
+          f"for {int((~outcome.explained).sum()) - repaired}, PGD's reconstruction around an "
+          f"occlusion for {repaired}, the observation itself for "
           f"{int(outcome.passed_through.sum())} (untrusted recoveries)")
 
     start = time.perf_counter()

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from captum_latent.inverse.mimicgan import MimicGAN, MimicGANResult
+from captum_latent.inverse.occlusion import OcclusionTest, find_occlusions, reconstruct_around
 from captum_latent.validation import (
     call_model,
     check_fraction,
@@ -18,6 +19,7 @@ from captum_latent.validation import (
 )
 
 _ON_UNTRUSTED = ("pass", "warn")
+_OCCLUSION_TEST = OcclusionTest()
 
 
 @dataclass
@@ -28,8 +30,9 @@ class DefenseOutcome:
     ----------
     images : torch.Tensor
         ``(N, C, H, W)`` what the classifier sees: MimicGAN's recovery where its surrogate
-        explains the observation (``explained``), PGD's elsewhere, and the observation itself
-        where the recovery is untrusted and ``on_untrusted="pass"``.
+        explains the observation (``explained``), PGD's elsewhere (reconstructed around the
+        occluded patch where ``repaired``), and the observation itself where the recovery is
+        untrusted and ``on_untrusted="pass"``.
     recovered : torch.Tensor
         ``(N, C, H, W)`` MimicGAN's recoveries (the fitted surrogate); PGD's where MimicGAN
         did not run (a PGD cleaner, or a small batch before :meth:`MimicGANDefense.fit`).
@@ -50,6 +53,11 @@ class DefenseOutcome:
         ``(N,)`` bool: see :class:`MimicGANDefense`.
     passed_through : torch.Tensor
         ``(N,)`` bool: the classifier saw the observation unchanged.
+    repaired : torch.Tensor
+        ``(N,)`` bool: PGD's recovery was to be used but left an occlusion (clustered pixels
+        it cannot explain, :func:`~captum_latent.inverse.occlusion.find_occlusions`); the
+        classifier saw the observation with the occluded patch reconstructed from the rest
+        (:func:`~captum_latent.inverse.occlusion.reconstruct_around`).
     """
 
     images: torch.Tensor
@@ -61,6 +69,7 @@ class DefenseOutcome:
     explained: torch.Tensor
     trusted: torch.Tensor
     passed_through: torch.Tensor
+    repaired: torch.Tensor
 
 
 def _robust_threshold(errors: torch.Tensor, spread: float) -> float:
@@ -102,6 +111,14 @@ class MimicGANDefense(nn.Module):
        recovery anyway. Either way a ``RuntimeWarning`` says how many, and :attr:`stats`
        counts them over all calls (``surrogate_used``, ``identity_used`` and
        ``passed_through`` add up to ``images``).
+    3. **Occlusions.** Where PGD's recovery is to be used, its residual is tested for an
+       occlusion: pixels it misses by much that are clustered into patches rather than
+       scattered like noise (:func:`~captum_latent.inverse.occlusion.find_occlusions`). A
+       whole-image reconstruction fits the patch too and loses the digit (on the paper's
+       noise cross PGD is less accurate than the occluded observations), so an occluded
+       image is reconstructed from the pixels outside the grown patch instead, and the
+       classifier sees the observation with the patch filled in (``stats["repaired"]``, a
+       part of ``identity_used``). ``occlusions=None`` turns this step off.
 
     Each recovery also gets a typicality score (how typical its code is under the prior,
     calibrated on prior draws). It is reported and, with ``min_typicality > 0``, required of
@@ -135,12 +152,14 @@ class MimicGANDefense(nn.Module):
         explained observation may reach (``math.inf``: not checked).
     min_typicality : float, default 0.0
         Smallest typicality of an explained recovery's code, in [0, 1) (0: not checked).
+    occlusions : OcclusionTest or None, default OcclusionTest()
+        Thresholds of step 3; ``None``: PGD's recoveries are used as they are.
 
     Attributes
     ----------
     stats : dict
         Counts over all calls: ``images``, ``surrogate_used``, ``identity_used``,
-        ``passed_through``, ``untrusted``.
+        ``passed_through``, ``untrusted``, ``repaired``.
     error_threshold : float or None
         Calibrated by :meth:`fit`.
     clear_confidence : float
@@ -158,12 +177,13 @@ class MimicGANDefense(nn.Module):
     >>> defended(x[:3]).shape
     torch.Size([3, 10])
     >>> sorted(defended.stats)
-    ['identity_used', 'images', 'passed_through', 'surrogate_used', 'untrusted']
+    ['identity_used', 'images', 'passed_through', 'repaired', 'surrogate_used', 'untrusted']
     """
 
     def __init__(self, classifier: nn.Module, mimicgan: MimicGAN, seed: int = 0, *,
                  on_untrusted: str = "pass", explain_ratio: float = 0.75,
-                 error_spread: float = 5.0, min_typicality: float = 0.0) -> None:
+                 error_spread: float = 5.0, min_typicality: float = 0.0,
+                 occlusions: OcclusionTest | None = _OCCLUSION_TEST) -> None:
         super().__init__()
         if not isinstance(classifier, nn.Module):
             raise TypeError(f"classifier must be a torch.nn.Module, got "
@@ -182,6 +202,10 @@ class MimicGANDefense(nn.Module):
             raise ValueError(f"error_spread must be a number > 0 (math.inf: not checked), got "
                              f"{error_spread!r}")
         self.error_spread = float(error_spread)
+        if occlusions is not None and not isinstance(occlusions, OcclusionTest):
+            raise TypeError(f"occlusions must be an OcclusionTest or None, got "
+                            f"{type(occlusions).__name__}")
+        self.occlusions = occlusions
         probe = torch.zeros(2, *mimicgan.image_shape, device=mimicgan.device)
         with torch.no_grad():
             out = call_model("classifier", classifier, probe,
@@ -195,12 +219,14 @@ class MimicGANDefense(nn.Module):
                                      device=mimicgan.device)
         self.seed = seed
         self.on_untrusted = on_untrusted
-        _, confidence = self._read(mimicgan.prior_images())
+        prior_images = mimicgan.prior_images()
+        _, confidence = self._read(prior_images)
         self.clear_confidence = float(confidence.median())
+        self.value_scale = float(prior_images.max() - prior_images.min()) or 1.0
         self.surrogate: nn.Module | None = None
         self.error_threshold: float | None = None
         self.stats = {"images": 0, "surrogate_used": 0, "identity_used": 0, "untrusted": 0,
-                      "passed_through": 0}
+                      "passed_through": 0, "repaired": 0}
         self._warned = False
 
     @property
@@ -252,11 +278,12 @@ class MimicGANDefense(nn.Module):
         e_p = identity.observation_errors.to(x.device)
         if result is None:  # PGD alone: nothing to explain, nothing to distrust
             none = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+            images, repaired = self._repair(x, pgd_images, identity.codes, ~none, cleaner)
             outcome = DefenseOutcome(
-                images=pgd_images, recovered=pgd_images, identity_recovered=pgd_images,
+                images=images, recovered=pgd_images, identity_recovered=pgd_images,
                 observation_errors=e_p, identity_errors=e_p,
                 typicality=identity.typicality.to(x.device), explained=none, trusted=~none,
-                passed_through=none)
+                passed_through=none, repaired=repaired)
             self._count(outcome, threshold)
             return outcome
         recovered = result.images.to(x.device, x.dtype)
@@ -270,14 +297,34 @@ class MimicGANDefense(nn.Module):
         unclear = (conf_m < conf_o) | (conf_m < self.clear_confidence)
         trusted = ~(explained & (label_m != label_o) & unclear)
         passed = ~trusted if self.on_untrusted == "pass" else torch.zeros_like(trusted)
-        chosen = torch.where(explained[:, None, None, None], recovered, pgd_images)
+        identity_images, repaired = self._repair(x, pgd_images, identity.codes, ~explained,
+                                                 cleaner)
+        chosen = torch.where(explained[:, None, None, None], recovered, identity_images)
         images = torch.where(passed[:, None, None, None], x, chosen)
         outcome = DefenseOutcome(
             images=images, recovered=recovered, identity_recovered=pgd_images,
             observation_errors=e_m, identity_errors=e_p, typicality=typical,
-            explained=explained, trusted=trusted, passed_through=passed)
+            explained=explained, trusted=trusted, passed_through=passed, repaired=repaired)
         self._count(outcome, threshold)
         return outcome
+
+    def _repair(self, x: torch.Tensor, pgd_images: torch.Tensor, codes: torch.Tensor,
+                used: torch.Tensor, cleaner: MimicGAN) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step 3: PGD's images with the occluded ones (among ``used``) reconstructed around
+        their patches, and which were."""
+        none = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+        if self.occlusions is None or not bool(used.any()):
+            return pgd_images, none
+        occluded, patches = find_occlusions(x, pgd_images, value_scale=self.value_scale,
+                                            test=self.occlusions)
+        repaired = occluded.to(x.device) & used
+        if not bool(repaired.any()):
+            return pgd_images, none
+        rows = torch.nonzero(repaired).squeeze(1)
+        images = pgd_images.clone()
+        images[rows] = reconstruct_around(cleaner.search, x[rows], patches[rows].to(x.device),
+                                          codes[rows.to(codes.device)], seed=self.seed)
+        return images, repaired
 
     def _count(self, outcome: DefenseOutcome, threshold: float) -> None:
         n, untrusted = outcome.images.shape[0], int((~outcome.trusted).sum())
@@ -287,6 +334,7 @@ class MimicGANDefense(nn.Module):
         self.stats["identity_used"] += n - explained
         self.stats["untrusted"] += untrusted
         self.stats["passed_through"] += passed
+        self.stats["repaired"] += int((outcome.repaired & ~outcome.passed_through).sum())
         if untrusted:
             action = ("passed them through unchanged" if self.on_untrusted == "pass"
                       else "classified the recoveries anyway (on_untrusted='warn')")

@@ -19,6 +19,7 @@ from captum_latent.core import (
     MatchedThresholds,
     sample_thresholds,
 )
+from captum_latent.validation import check_int
 
 __all__ = ["GANInpainter", "InpaintingResult"]
 
@@ -124,12 +125,8 @@ class GANInpainter:
 
         self.xi = float(xi)
         self.refine_lr = float(refine_lr)
-        if bank_max_iterations is not None and (
-                isinstance(bank_max_iterations, bool) or not isinstance(bank_max_iterations, int)
-                or bank_max_iterations < 1):
-            raise ValueError(f"bank_max_iterations must be a positive int or None, got "
-                             f"{bank_max_iterations!r}")
-        self.bank_max_iterations = bank_max_iterations
+        self.bank_max_iterations = None if bank_max_iterations is None else check_int(
+            "bank_max_iterations", bank_max_iterations, minimum=1)
         self._refine: LatentSearch | None = None
         self.search = LatentSearch(
             generator, latent_dim=latent_dim, batchnorm=batchnorm,

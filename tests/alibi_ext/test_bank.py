@@ -170,5 +170,5 @@ def test_searches_from_the_bank_have_their_own_step_budget(digits_gan, bank, dig
                         bank_max_iterations=None).inpaint(
         x, masks, seed=0, bank=bank.session(x)).iterations.max() == 5
     for bad in (0, 2.5, True):
-        with pytest.raises(ValueError, match="bank_max_iterations"):
+        with pytest.raises((ValueError, TypeError), match="bank_max_iterations"):
             GANInpainter(digits_gan.generator, xi=0.01, bank_max_iterations=bad)

@@ -164,6 +164,9 @@ class MimicGANDefense(nn.Module):
         Calibrated by :meth:`fit`.
     clear_confidence : float
         Calibrated at construction (see above).
+    value_scale : float
+        Width of the generator's pixel range (over its prior images, at construction): the
+        unit of :attr:`OcclusionTest.outlier_level` in step 3.
 
     Examples
     --------

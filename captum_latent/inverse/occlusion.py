@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from captum_latent.core import LatentSearch, MaskedReconstruction
+from captum_latent.validation import check_image_tensor
 
 __all__ = ["OcclusionTest", "find_occlusions", "reconstruct_around"]
 
@@ -49,6 +50,15 @@ class OcclusionTest:
         reconstructed (the edges of a patch are outliers only in part).
     min_kept : float
         Fraction of the pixels that must remain outside the grown patch to reconstruct from.
+
+    Examples
+    --------
+    >>> OcclusionTest().clustering, OcclusionTest(dilation=3).dilation
+    (2.4, 3)
+    >>> OcclusionTest(dilation=4)
+    Traceback (most recent call last):
+        ...
+    ValueError: dilation must be an odd positive int, got 4
     """
 
     outlier_level: float = 0.3
@@ -106,7 +116,11 @@ def find_occlusions(
     ([True, False], True, 0)
     """
     test = OcclusionTest() if test is None else test
-    if observations.shape != reconstructions.shape or observations.dim() != 4:
+    if not isinstance(test, OcclusionTest):
+        raise TypeError(f"test must be an OcclusionTest, got {type(test).__name__}")
+    check_image_tensor("observations", observations)
+    check_image_tensor("reconstructions", reconstructions, device=observations.device)
+    if observations.shape != reconstructions.shape:
         raise ValueError(
             f"observations and reconstructions must be (N, C, H, W) of one shape, got "
             f"{tuple(observations.shape)} and {tuple(reconstructions.shape)}"
@@ -163,11 +177,13 @@ def reconstruct_around(
     >>> bool(torch.equal(out[:, :, :10], x[:, :, :10])), out.shape
     (True, torch.Size([2, 1, 28, 28]))
     """
-    if patches.shape != (observations.shape[0], 1, *observations.shape[2:]) \
+    check_image_tensor("observations", observations, chw=search.image_shape)
+    if not isinstance(patches, torch.Tensor) or \
+            patches.shape != (observations.shape[0], 1, *observations.shape[2:]) \
             or patches.dtype != torch.bool:
         raise ValueError(f"patches must be a bool (N, 1, H, W) tensor for observations of shape "
-                         f"{tuple(observations.shape)}, got {patches.dtype} "
-                         f"{tuple(patches.shape)}")
+                         f"{tuple(observations.shape)}, got {getattr(patches, 'dtype', '')} "
+                         f"{tuple(getattr(patches, 'shape', ())) or type(patches).__name__}")
     if bool(patches.flatten(1).all(1).any()):
         raise ValueError("every observation must keep at least one pixel outside its patch")
     x = observations.to(search.device, torch.float32)

@@ -76,9 +76,17 @@ def test_bad_inputs_are_refused(digits_gan):
         find_occlusions(x, torch.zeros(2, 1, 27, 28))
     with pytest.raises(ValueError, match="value_scale"):
         find_occlusions(x, x, value_scale=0.0)
+    with pytest.raises(ValueError, match="observations"):
+        find_occlusions(torch.full((2, 1, 28, 28), float("nan")), x)
+    with pytest.raises(TypeError, match="observations"):
+        find_occlusions(x.numpy(), x)
+    with pytest.raises(TypeError, match="test"):
+        find_occlusions(x, x, test={"clustering": 3})
     search = MimicGAN.pgd(digits_gan.generator).search
     with pytest.raises(ValueError, match="patches"):
         reconstruct_around(search, x, torch.zeros(2, 1, 28, 28), torch.zeros(2, 32))
+    with pytest.raises(ValueError, match="patches"):
+        reconstruct_around(search, x, [[0]], torch.zeros(2, 32))
     with pytest.raises(ValueError, match="at least one pixel"):
         reconstruct_around(search, x, torch.ones(2, 1, 28, 28, dtype=torch.bool),
                            torch.zeros(2, 32))

@@ -14,6 +14,11 @@ PGD and MimicGAN columns are the defence's own two recoveries). The bar is
     OMP_NUM_THREADS=2 python benchmarks/mimicgan_panel.py                 # 160 digits, 200-359
     python benchmarks/mimicgan_panel.py --surrogate shallow --corruptions none,shift
     python benchmarks/mimicgan_panel.py --extra   # and four corruptions outside the panel
+    python benchmarks/mimicgan_panel.py --extra --diagnose   # and what the occlusion test reads
+
+--diagnose adds two columns: the share of images whose PGD residual has more outliers than the
+occlusion test's ``min_outliers``, and the 10th / 50th / 90th percentile of their clustering
+ratio (``outlier_statistics``; the test's bar is ``OcclusionTest().clustering``).
 """
 
 from __future__ import annotations
@@ -73,10 +78,13 @@ def main() -> None:
     parser.add_argument("--extra", action="store_true",
                         help="also corruptions outside the panel (noise, salt and pepper, "
                              "white lines, a solid block), which no choice was made on")
+    parser.add_argument("--diagnose", action="store_true",
+                        help="also the occlusion test's statistics of PGD's residuals")
     args = parser.parse_args()
 
     from captum_latent import zoo
-    from captum_latent.inverse import MimicGAN, MimicGANDefense, corruptions
+    from captum_latent.inverse import MimicGAN, MimicGANDefense, OcclusionTest, corruptions
+    from captum_latent.inverse.occlusion import outlier_statistics
 
     gan, clf = zoo.digits_gan(progress=False), zoo.digits_classifier(progress=False)
     ds = zoo.digits()
@@ -96,9 +104,13 @@ def main() -> None:
           f"torch {torch.__version__} ({torch.get_num_threads()} threads); "
           f"surrogate {args.surrogate!r}, config 'digits', seed {args.seed}; "
           f"{datetime.date.today()}")
+    test = OcclusionTest()
+    extra_head = (f" > {test.min_outliers:.0%} outliers | their clustering p10 / p50 / p90 |"
+                  if args.diagnose else "")
     print("| corruption | observed | PGD | MimicGAN | defended | MimicGAN used | passed through | "
-          "occlusion repaired | bar | met | s |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |")
+          "occlusion repaired | bar | met | s |" + extra_head)
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"
+          + (" ---: | ---: |" if args.diagnose else ""))
     met_all = True
     for name in names:
         if name in corruptions.ATTACKS:
@@ -121,10 +133,19 @@ def main() -> None:
         met = defended >= bar - 1e-9
         met_all &= met
         used = float((outcome.explained & ~outcome.passed_through).float().mean())
+        diagnosis = ""
+        if args.diagnose:
+            fraction, clustering = outlier_statistics(
+                observed, outcome.identity_recovered, value_scale=defence.value_scale, test=test)
+            many = fraction > test.min_outliers
+            spread = (" / ".join(f"{float(v):.2f}" for v in
+                                 clustering[many].quantile(torch.tensor([0.1, 0.5, 0.9])))
+                      if many.any() else "-")
+            diagnosis = f" {float(many.float().mean()):.2f} | {spread} |"
         print(f"| {name} | {obs:.3f} | {pgd:.3f} | {accuracy(outcome.recovered):.3f} | "
               f"{defended:.3f} | {used:.2f} | {float(outcome.passed_through.float().mean()):.2f} "
               f"| {float(outcome.repaired.float().mean()):.2f} | {bar:.3f} | "
-              f"{'yes' if met else '**no**'} | {seconds:.0f} |", flush=True)
+              f"{'yes' if met else '**no**'} | {seconds:.0f} |{diagnosis}", flush=True)
     print(f"bar met on every corruption: {met_all}")
 
 

@@ -9,7 +9,8 @@ each outlier has several times more outlier neighbours than the image has outlie
 average. Diffuse corruptions (Gaussian or salt-and-pepper noise, dropped pixels, blur, JPEG,
 adversarial noise) leave outliers scattered at about the image's own density, or none.
 
-:func:`find_occlusions` applies that test; :func:`reconstruct_around` reconstructs an
+:func:`find_occlusions` applies that test (:func:`outlier_statistics` gives the two numbers it
+reads, to see where a corruption of one's own falls); :func:`reconstruct_around` reconstructs an
 occluded observation from the pixels outside the patch (masked reconstruction, as in
 GANchors' in-painting) and keeps the observation there.
 """
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 from captum_latent.core import LatentSearch, MaskedReconstruction
 from captum_latent.validation import check_image_tensor
 
-__all__ = ["OcclusionTest", "find_occlusions", "reconstruct_around"]
+__all__ = ["OcclusionTest", "find_occlusions", "outlier_statistics", "reconstruct_around"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,75 @@ class OcclusionTest:
             raise ValueError(f"dilation must be an odd positive int, got {self.dilation!r}")
 
 
+def _check_pair(observations: torch.Tensor, reconstructions: torch.Tensor,
+                value_scale: float) -> None:
+    check_image_tensor("observations", observations)
+    check_image_tensor("reconstructions", reconstructions, device=observations.device)
+    if observations.shape != reconstructions.shape:
+        raise ValueError(
+            f"observations and reconstructions must be (N, C, H, W) of one shape, got "
+            f"{tuple(observations.shape)} and {tuple(reconstructions.shape)}"
+        )
+    if isinstance(value_scale, bool) or not isinstance(value_scale, (int, float)) \
+            or not value_scale > 0:
+        raise ValueError(f"value_scale must be a positive number, got {value_scale!r}")
+
+
+def _outliers(observations: torch.Tensor, reconstructions: torch.Tensor, value_scale: float,
+              test: OcclusionTest) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(N, 1, H, W)`` outlier map, ``(N,)`` outlier fraction, ``(N,)`` clustering ratio."""
+    miss = (observations.float() - reconstructions.float()).abs().amax(1, keepdim=True)
+    outliers = (miss > test.outlier_level * value_scale).float()
+    density = outliers.flatten(1).mean(1)
+    ring = torch.ones(1, 1, 3, 3, device=outliers.device)
+    ring[0, 0, 1, 1] = 0
+    neighbours = F.conv2d(outliers, ring, padding=1) / 8
+    around = (neighbours * outliers).flatten(1).sum(1) / outliers.flatten(1).sum(1).clamp_min(1)
+    return outliers, density, around / density.clamp_min(1e-12)
+
+
+def outlier_statistics(
+    observations: torch.Tensor, reconstructions: torch.Tensor, *, value_scale: float = 1.0,
+    test: OcclusionTest | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two numbers :func:`find_occlusions` reads, per image.
+
+    Parameters
+    ----------
+    observations, reconstructions : torch.Tensor
+        ``(N, C, H, W)`` observations and the generator's reconstructions of them.
+    value_scale : float, default 1.0
+        Width of the generator's pixel range (``outlier_level`` is a fraction of it).
+    test : OcclusionTest, optional
+        Its ``outlier_level`` decides what an outlier is; defaults to ``OcclusionTest()``.
+
+    Returns
+    -------
+    fraction : torch.Tensor
+        ``(N,)`` fraction of the pixels that are outliers (``test.min_outliers`` is its bar).
+    clustering : torch.Tensor
+        ``(N,)`` mean fraction of outliers among an outlier's 8 neighbours, over ``fraction``:
+        about 1 for outliers scattered at random, several for patches (``test.clustering`` is
+        its bar); 0 for an image without outliers.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.zeros(2, 1, 16, 16)
+    >>> x[0, :, 4:9, 4:9] = 1.0                     # a solid patch
+    >>> x[1, :, ::4, ::4] = 1.0                     # isolated pixels
+    >>> fraction, clustering = outlier_statistics(x, torch.zeros_like(x))
+    >>> [round(v, 3) for v in fraction.tolist()], [round(v, 1) for v in clustering.tolist()]
+    ([0.098, 0.062], [7.4, 0.0])
+    """
+    test = OcclusionTest() if test is None else test
+    if not isinstance(test, OcclusionTest):
+        raise TypeError(f"test must be an OcclusionTest, got {type(test).__name__}")
+    _check_pair(observations, reconstructions, value_scale)
+    _, density, ratio = _outliers(observations, reconstructions, value_scale, test)
+    return density, ratio
+
+
 def find_occlusions(
     observations: torch.Tensor, reconstructions: torch.Tensor, *, value_scale: float = 1.0,
     test: OcclusionTest | None = None,
@@ -118,23 +188,9 @@ def find_occlusions(
     test = OcclusionTest() if test is None else test
     if not isinstance(test, OcclusionTest):
         raise TypeError(f"test must be an OcclusionTest, got {type(test).__name__}")
-    check_image_tensor("observations", observations)
-    check_image_tensor("reconstructions", reconstructions, device=observations.device)
-    if observations.shape != reconstructions.shape:
-        raise ValueError(
-            f"observations and reconstructions must be (N, C, H, W) of one shape, got "
-            f"{tuple(observations.shape)} and {tuple(reconstructions.shape)}"
-        )
-    if not value_scale > 0:
-        raise ValueError(f"value_scale must be positive, got {value_scale!r}")
-    miss = (observations.float() - reconstructions.float()).abs().amax(1, keepdim=True)
-    outliers = (miss > test.outlier_level * value_scale).float()
-    density = outliers.flatten(1).mean(1)
-    ring = torch.ones(1, 1, 3, 3, device=outliers.device)
-    ring[0, 0, 1, 1] = 0
-    neighbours = F.conv2d(outliers, ring, padding=1) / 8
-    around = (neighbours * outliers).flatten(1).sum(1) / outliers.flatten(1).sum(1).clamp_min(1)
-    clustered = around > test.clustering * density
+    _check_pair(observations, reconstructions, value_scale)
+    outliers, density, ratio = _outliers(observations, reconstructions, value_scale, test)
+    clustered = ratio > test.clustering
     k = test.dilation
     patches = F.max_pool2d(outliers, k, stride=1, padding=k // 2) > 0
     kept = 1 - patches.float().flatten(1).mean(1)

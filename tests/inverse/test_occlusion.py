@@ -4,7 +4,11 @@ import pytest
 import torch
 
 from captum_latent.inverse import MimicGAN, OcclusionTest
-from captum_latent.inverse.occlusion import find_occlusions, reconstruct_around
+from captum_latent.inverse.occlusion import (
+    find_occlusions,
+    outlier_statistics,
+    reconstruct_around,
+)
 
 
 def _scattered(n: int, fraction: float, seed: int) -> torch.Tensor:
@@ -30,6 +34,31 @@ def test_patches_crosses_and_lines_are_occlusions():
     assert occluded.all()
     # the patch covers the outliers and their edge (grown by dilation // 2 = 2 pixels)
     assert patches[0, 0, 4:16, 7:19].all() and not patches[0, 0, :3].any()
+
+
+def test_outlier_statistics_are_what_the_test_reads():
+    """Scattered outliers cluster about 1x their density, patches and lines several times;
+    find_occlusions flags exactly the images over both bars."""
+    scattered = _scattered(32, 0.15, seed=7)
+    shapes = torch.zeros(3, 1, 28, 28)
+    shapes[0, :, 6:14, 9:17] = 0.8
+    shapes[1, :, 13:15, :] = 1.0
+    shapes[1, :, :, 13:15] = 1.0
+    shapes[2, :, [3, 20], :] = 1.0
+    x = torch.cat([scattered, shapes, torch.zeros(1, 1, 28, 28)])
+    fraction, clustering = outlier_statistics(x, torch.zeros_like(x))
+    assert torch.allclose(fraction[:32], x[:32].flatten(1).mean(1))
+    assert 0.6 < float(clustering[:32].median()) < 1.4
+    assert bool((clustering[32:35] > 3).all())  # the bar is 2.4
+    assert float(fraction[35]) == 0 and float(clustering[35]) == 0  # nothing missed
+    test = OcclusionTest()
+    expected = (fraction > test.min_outliers) & (clustering > test.clustering)
+    assert torch.equal(find_occlusions(x, torch.zeros_like(x))[0], expected)
+    # outlier_level (times value_scale) decides what an outlier is
+    faint = outlier_statistics(shapes * 0.25, torch.zeros_like(shapes))[0]
+    assert float(faint.max()) == 0
+    assert bool((outlier_statistics(shapes * 0.25, torch.zeros_like(shapes),
+                                    value_scale=0.5)[0] > 0).all())
 
 
 def test_value_scale_and_thresholds_set_what_is_an_outlier():
@@ -82,6 +111,12 @@ def test_bad_inputs_are_refused(digits_gan):
         find_occlusions(x.numpy(), x)
     with pytest.raises(TypeError, match="test"):
         find_occlusions(x, x, test={"clustering": 3})
+    with pytest.raises(ValueError, match="value_scale"):
+        outlier_statistics(x, x, value_scale=True)
+    with pytest.raises(ValueError, match="one shape"):
+        outlier_statistics(x, x[:1])
+    with pytest.raises(TypeError, match="test"):
+        outlier_statistics(x, x, test=0.3)
     search = MimicGAN.pgd(digits_gan.generator).search
     with pytest.raises(ValueError, match="patches"):
         reconstruct_around(search, x, torch.zeros(2, 1, 28, 28), torch.zeros(2, 32))

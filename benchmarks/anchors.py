@@ -140,12 +140,20 @@ _ROWS = {  # --samplers key -> (table name, GANAnchorImage keywords); "alibi" ro
                                                               bank_neighbours=512)),
     "gan-bn-batch": ("GAN batch + BN batch mode", dict(sampler="gan", batchnorm="batch",
                                                        bank_size=None)),
-    "encoder": ("Diverse encoder", dict(sampler="diverse_encoder")),
-    # the diverse encoder with more noise on its codes (``encoder_noise_std``)
+    "gan-xi004": ("GAN in-painting, xi 0.04", dict(sampler="gan", xi=0.04)),
+    "encoder": ("Diverse encoder (defaults)", dict(sampler="diverse_encoder")),
+    "encoder-former": ("Diverse encoder, noise 0.1, xi 0.01 (former defaults)",
+                       dict(sampler="diverse_encoder", encoder_noise_std=0.1, xi=0.01)),
+    # the diverse encoder with more noise on its codes (``encoder_noise_std``), at xi 0.01
     **{f"encoder-n{str(noise).replace('.', '')}": (
-        f"Diverse encoder, noise {noise}",
-        dict(sampler="diverse_encoder", encoder_noise_std=noise))
+        f"Diverse encoder, noise {noise}, xi 0.01",
+        dict(sampler="diverse_encoder", encoder_noise_std=noise, xi=0.01))
        for noise in (0.2, 0.3, 0.4, 0.5, 0.7, 1.0)},
+    # ... and with a looser masked error (``xi``), e.g. encoder-n04-xi005
+    **{f"encoder-n{str(noise).replace('.', '')}-xi{str(xi).replace('.', '')}": (
+        f"Diverse encoder, noise {noise}, xi {xi}",
+        dict(sampler="diverse_encoder", encoder_noise_std=noise, xi=xi))
+       for noise in (0.3, 0.4, 0.5, 0.7, 1.0) for xi in (0.02, 0.03, 0.04, 0.05)},
 }
 
 

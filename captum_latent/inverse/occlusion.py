@@ -17,6 +17,7 @@ GANchors' in-painting) and keeps the observation there.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -83,7 +84,11 @@ class OcclusionTest:
 
 
 def _check_pair(observations: torch.Tensor, reconstructions: torch.Tensor,
-                value_scale: float) -> None:
+                value_scale: float, test: OcclusionTest | None) -> OcclusionTest:
+    """Checked inputs of the two public functions; the test to apply."""
+    test = OcclusionTest() if test is None else test
+    if not isinstance(test, OcclusionTest):
+        raise TypeError(f"test must be an OcclusionTest, got {type(test).__name__}")
     check_image_tensor("observations", observations)
     check_image_tensor("reconstructions", reconstructions, device=observations.device)
     if observations.shape != reconstructions.shape:
@@ -91,9 +96,10 @@ def _check_pair(observations: torch.Tensor, reconstructions: torch.Tensor,
             f"observations and reconstructions must be (N, C, H, W) of one shape, got "
             f"{tuple(observations.shape)} and {tuple(reconstructions.shape)}"
         )
-    if isinstance(value_scale, bool) or not isinstance(value_scale, (int, float)) \
+    if isinstance(value_scale, bool) or not isinstance(value_scale, numbers.Real) \
             or not value_scale > 0:
         raise ValueError(f"value_scale must be a positive number, got {value_scale!r}")
+    return test
 
 
 def _outliers(observations: torch.Tensor, reconstructions: torch.Tensor, value_scale: float,
@@ -117,12 +123,9 @@ def outlier_statistics(
 
     Parameters
     ----------
-    observations, reconstructions : torch.Tensor
-        ``(N, C, H, W)`` observations and the generator's reconstructions of them.
-    value_scale : float, default 1.0
-        Width of the generator's pixel range (``outlier_level`` is a fraction of it).
-    test : OcclusionTest, optional
-        Its ``outlier_level`` decides what an outlier is; defaults to ``OcclusionTest()``.
+    observations, reconstructions, value_scale, test
+        As for :func:`find_occlusions`; of ``test`` only ``outlier_level`` is read (what an
+        outlier is).
 
     Returns
     -------
@@ -143,10 +146,7 @@ def outlier_statistics(
     >>> [round(v, 3) for v in fraction.tolist()], [round(v, 1) for v in clustering.tolist()]
     ([0.098, 0.062], [7.4, 0.0])
     """
-    test = OcclusionTest() if test is None else test
-    if not isinstance(test, OcclusionTest):
-        raise TypeError(f"test must be an OcclusionTest, got {type(test).__name__}")
-    _check_pair(observations, reconstructions, value_scale)
+    test = _check_pair(observations, reconstructions, value_scale, test)
     _, density, ratio = _outliers(observations, reconstructions, value_scale, test)
     return density, ratio
 
@@ -185,10 +185,7 @@ def find_occlusions(
     >>> occluded.tolist(), int(patches[0].sum()) > 25, int(patches[1].sum())
     ([True, False], True, 0)
     """
-    test = OcclusionTest() if test is None else test
-    if not isinstance(test, OcclusionTest):
-        raise TypeError(f"test must be an OcclusionTest, got {type(test).__name__}")
-    _check_pair(observations, reconstructions, value_scale)
+    test = _check_pair(observations, reconstructions, value_scale, test)
     outliers, density, ratio = _outliers(observations, reconstructions, value_scale, test)
     clustered = ratio > test.clustering
     k = test.dilation

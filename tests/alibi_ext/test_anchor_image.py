@@ -257,3 +257,46 @@ def test_saved_state_leaves_the_bank_images_behind(predict, digits_gan, digits_d
     loaded.__setstate__(state)
     assert loaded._bank is not None and not loaded._bank.built
     assert loaded._bank.seed == explainer._bank.seed
+
+
+def test_diverse_encoder_defaults_find_anchors_that_hold_on_fresh_inpaintings(
+        predict, digits_gan, digits_data):
+    """The diverse encoder's defaults (noise 0.4 on its codes, masked error 0.04): its anchors
+    keep their precision on fresh, strict GAN in-paintings (searches from N(0, I), xi 0.01),
+    where the former defaults' (noise 0.1, xi 0.01) over-stated it, and most of its in-paintings
+    need no search step (docs/benchmarks.md, "The diverse encoder's frontier")."""
+    from alibi_ext import GANInpaintingSampler
+    from alibi_ext.samplers import DEFAULT_ENCODER_NOISE, DEFAULT_ENCODER_XI
+    from captum_latent.generative.diverse_encoder import (
+        DiverseEncoderConfig,
+        train_diverse_encoder,
+    )
+
+    encoder = train_diverse_encoder(digits_gan.generator, digits_data.train.images,
+                                    config=DiverseEncoderConfig(steps=300), seed=0)
+    explainer = GANAnchorImage(predict, (28, 28, 1), digits_gan.generator, seed=0,
+                               sampler="diverse_encoder", encoder=encoder)
+    former = GANAnchorImage(predict, (28, 28, 1), digits_gan.generator, seed=0,
+                            sampler="diverse_encoder", encoder=encoder, encoder_noise_std=0.1,
+                            xi=0.01)
+    assert explainer.xi == DEFAULT_ENCODER_XI and explainer.encoder_noise_std == \
+        DEFAULT_ENCODER_NOISE and explainer.meta["params"]["xi"] == DEFAULT_ENCODER_XI
+
+    def fresh(image, e, seed):
+        sampler = GANInpaintingSampler(lambda x: predict(x).argmax(1), lambda _: e.segments,
+                                       True, image, digits_gan.generator, seed=seed,
+                                       pool_size=100)  # no bank: N(0, I) starts
+        labels = sampler((0, tuple(int(f) for f in e.raw["feature"])), 100)[2]
+        return float(labels.mean())
+
+    ours, theirs, steps, made = [], [], 0, 0
+    for index in (1, 12, 30, 44, 57, 71):  # digits of six classes
+        image = digits_data.test.images[index].permute(1, 2, 0).numpy()
+        e, f = (x.explain(image, threshold=0.95) for x in (explainer, former))
+        ours.append(fresh(image, e, index))
+        theirs.append(fresh(image, f, index))
+        steps += e.data["sampler_stats"]["steps"]
+        made += e.data["sampler_stats"]["generated"]
+    # seeds 0 / 1 of the zoo: 0.967 / 0.972 against the former 0.938 / 0.913
+    assert np.mean(ours) >= 0.93 and np.mean(ours) >= np.mean(theirs), (ours, theirs)
+    assert steps < 0.5 * made, (steps, made)  # 0.15-0.16; the bank sampler needs several each

@@ -377,12 +377,11 @@ class GeneratorPrior:
         if not len(short):
             return keep
         levels = torch.linspace(self.keep_threshold, 0, _GIVE_BACK_LEVELS, device=keep.device)
-        n, n_levels = len(short), len(levels)
-        shown = objective.counterfactual(
-            generated[short].repeat(n_levels, *[1] * (generated.dim() - 1)),
-            problems[short].repeat(n_levels), levels.repeat_interleave(n))
-        log_p_levels = objective.log_probability(
-            shown, problems[short].repeat(n_levels)).reshape(n_levels, n)
+        images, problems = generated[short], problems[short]
+        # one level at a time: the classifier sees as many images at once as in the search
+        log_p_levels = torch.stack([
+            objective.log_probability(objective.counterfactual(images, problems, float(level)),
+                                      problems) for level in levels])  # (levels, short)
         enough = log_p_levels >= math.log(self.min_probability)
         pick = torch.where(enough.any(0), enough.float().argmax(0), log_p_levels.argmax(0))
         keep[short] = levels[pick]

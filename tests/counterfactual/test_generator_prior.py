@@ -149,6 +149,23 @@ def test_pickled_prior_gives_the_same_counterfactuals(digits_gan, digits_classif
     assert repr(again) == repr(prior)
 
 
+def test_without_min_probability_every_image_is_made_at_keep_threshold(
+        digits_gan, digits_classifier, queries):
+    """``min_probability=None`` is the behaviour before it existed, and a prior pickled then
+    (no ``min_probability`` in its state) loads with it."""
+    x, t = queries
+    prior = GeneratorPrior(digits_gan.generator, min_probability=None, reversal_steps=30,
+                           starts=1, max_steps=40)
+    out = prior.counterfactuals(digits_classifier, x[:4], t[:4], torch.Generator().manual_seed(3))
+    assert bool((out.keep_thresholds == prior.keep_threshold).all())
+    assert torch.equal(out.images, _shown(out, x[:4], prior.keep_threshold))
+    state = GeneratorPrior(digits_gan.generator).__getstate__()
+    del state["min_probability"]
+    old = GeneratorPrior.__new__(GeneratorPrior)
+    old.__setstate__(state)
+    assert old.min_probability is None
+
+
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(target_probability=1.0), ValueError, "target_probability"),
     (dict(min_probability=0.0), ValueError, "min_probability"),

@@ -181,7 +181,8 @@ def run_judge(name: str, args: argparse.Namespace) -> list[dict]:
                                     target_probability=None)
             elif method == "GeneratorPrior":
                 gan = zoo.digits_gan(progress=False)
-                gen = DISCGenerator(model, prior=GeneratorPrior(gan.generator))
+                gen = DISCGenerator(model, prior=GeneratorPrior(
+                    gan.generator, **json.loads(args.generator_prior)))
             else:
                 gen = table1_generator(method, model, image_size=x.shape[-1])
             cf = torch.cat([gen.generate(x[i:i + args.batch], t[i:i + args.batch],
@@ -228,6 +229,10 @@ def main() -> None:
     parser.add_argument("--cd-repeats", type=int, default=10,
                         help="training seeds averaged in the classifier discrepancy")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--generator-prior", default="{}", metavar="JSON",
+                        help="keyword arguments of GeneratorPrior for --judge, e.g. "
+                        "'{\"keep_threshold\": 0.28, \"min_probability\": null}' (the defaults "
+                        "before 2026-12-07)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--timing", action="store_true", help="also time one 28x28 query")
     parser.add_argument("--judge", action="store_true",
@@ -244,7 +249,8 @@ def main() -> None:
         device = (f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores, "
                   f"{torch.get_num_threads()} threads")
         print(f"\n{datetime.date.today()} on {device}, torch {torch.__version__}, "
-              f"seed={args.seed}, pairs={args.pairs}, {args.per_pair} test images per pair")
+              f"seed={args.seed}, pairs={args.pairs}, {args.per_pair} test images per pair, "
+              f"GeneratorPrior keyword arguments {args.generator_prior}")
         print("\n| data | method | n | validity (explained model) | judge agrees | "
               "mean abs change | s/query |")
         print("|---|---|---:|---:|---:|---:|---:|")
